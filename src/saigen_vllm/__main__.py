@@ -1,0 +1,4 @@
+from saigen_vllm.cli import main
+
+if __name__ == "__main__":
+    main()

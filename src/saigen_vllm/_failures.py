@@ -1,0 +1,378 @@
+"""Error classification, in one place: every failure becomes a :class:`Failure`.
+
+A ``Failure`` carries the host exception to raise and three decisions: retry on the same endpoint
+(``transient``), move on to the next endpoint (``next_endpoint``), and count against that endpoint's
+circuit breaker (``trips_circuit``). ``docs/reliability.md`` lists every row with the test that
+proves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import enum
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ._host import LLMProviderError
+from ._redact import redact_url
+from ._transport import StreamBroken
+from .errors import (
+    BadRequest,
+    ContextLengthExceeded,
+    GenerationError,
+    InvalidConfiguration,
+    InvalidReply,
+    ModelNotServed,
+    Overloaded,
+    ServerError,
+    ServerUnreachable,
+    TruncatedOutput,
+    Unauthorized,
+)
+
+
+class FailureKind(str, enum.Enum):
+    CONNECT_REFUSED = "connect_refused"
+    CONNECT_TIMEOUT = "connect_timeout"
+    RESET = "reset"
+    STALL = "stall"
+    STREAM_BROKEN = "stream_broken"
+    UNAVAILABLE = "unavailable"  # 502/503/504
+    SERVER_ERROR = "server_error"  # 500 and other 5xx
+    RATE_LIMITED = "rate_limited"  # 429
+    REQUEST_TIMEOUT = "request_timeout"  # 408
+    CONTEXT_LENGTH = "context_length"  # 400 with a context wording
+    BAD_REQUEST = "bad_request"  # other 400, 422
+    MODEL_NOT_FOUND = "model_not_found"  # 404 naming a model
+    WRONG_PATH = "wrong_path"  # other 404: base_url is off
+    UNAUTHORIZED = "unauthorized"  # 401/403
+    STREAM_ERROR = "stream_error"  # in-band SSE error after a 200
+    MALFORMED = "malformed"  # unparsable body or event
+    EMPTY = "empty"
+    TRUNCATED = "truncated"  # finish_reason == "length"
+    DEADLINE = "deadline"  # the whole generation took longer than `timeout`
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    error: LLMProviderError
+    transient: bool = False
+    next_endpoint: bool = False
+    trips_circuit: bool = False
+    retry_after: float | None = None
+    status_code: int | None = None
+
+
+_CONTEXT_PATTERNS = (
+    re.compile(r"maximum context length is (\d+) tokens", re.I),
+    re.compile(r"is too large: (\d+)", re.I),
+    re.compile(r"longer than the maximum model length of (\d+)", re.I),
+    re.compile(r"cannot be greater than max_model_len=(\d+)", re.I),
+    re.compile(r"max_model_len", re.I),
+)
+
+
+def is_context_length_message(message: str) -> bool:
+    return any(pattern.search(message) for pattern in _CONTEXT_PATTERNS)
+
+
+def error_message(body: Any, fallback: str) -> str:
+    """The human message from either vLLM error envelope, a bare string, or the fallback."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            message = inner.get("message")
+            if isinstance(message, str) and message:
+                return message
+        elif isinstance(inner, str) and inner:
+            return inner
+        message = body.get("message")
+        if isinstance(message, str) and message:
+            return message
+    if isinstance(body, str) and body:
+        return body
+    return fallback
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _transport_failure(exc: BaseException, endpoint: str) -> Failure | None:
+    import httpx
+
+    where = redact_url(endpoint)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return Failure(
+            FailureKind.CONNECT_TIMEOUT,
+            ServerUnreachable(
+                f"vLLM at {where} did not accept a connection within connect_timeout. "
+                "Fix: check the host is up and reachable, or raise `connect_timeout`."
+            ),
+            next_endpoint=True,
+            trips_circuit=True,
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return Failure(
+            FailureKind.CONNECT_REFUSED,
+            ServerUnreachable(
+                f"Cannot connect to vLLM at {where} ({exc or 'connection refused'}). Fix: start "
+                "the server (`saigen-vllm serve MODEL`, or wait while it loads) or correct "
+                "`base_url`."
+            ),
+            next_endpoint=True,
+            trips_circuit=True,
+        )
+    if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout)):
+        return Failure(
+            FailureKind.STALL,
+            ServerUnreachable(
+                f"vLLM at {where} stopped sending data for longer than stall_timeout. "
+                "Fix: check the server's log and load (`saigen-vllm doctor`), or raise "
+                "`stall_timeout` if the server is busy."
+            ),
+            next_endpoint=True,
+            trips_circuit=True,
+        )
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return Failure(
+            FailureKind.RESET,
+            ServerUnreachable(f"The connection to vLLM at {where} broke mid-request ({exc})."),
+            transient=True,
+            next_endpoint=True,
+            trips_circuit=True,
+        )
+    if isinstance(exc, httpx.TransportError):
+        return Failure(
+            FailureKind.RESET,
+            ServerUnreachable(f"Transport error talking to vLLM at {where}: {exc}"),
+            transient=True,
+            next_endpoint=True,
+            trips_circuit=True,
+        )
+    return None
+
+
+def _status_failure(
+    status: int, message: str, headers: Any, endpoint: str, model: str | None, has_key: bool
+) -> Failure:
+    where = redact_url(endpoint)
+    retry_after = parse_retry_after(headers)
+    if status in (401, 403):
+        text = (
+            f"vLLM at {where} refused the configured API key ({status})."
+            if has_key
+            else f"vLLM at {where} requires an API key ({status})."
+        )
+        return Failure(
+            FailureKind.UNAUTHORIZED,
+            Unauthorized(text + " Fix: set `api_key` (or VLLM_API_KEY) to the server's --api-key."),
+            status_code=status,
+        )
+    if status == 404:
+        if "model" in message.lower():
+            return Failure(
+                FailureKind.MODEL_NOT_FOUND,
+                ModelNotServed(
+                    f"vLLM at {where}: {message} Fix: set `model` to a served name, or leave it "
+                    "out to use the one served.",
+                    model=model,
+                    served=[],
+                ),
+                next_endpoint=True,
+                status_code=status,
+            )
+        return Failure(
+            FailureKind.WRONG_PATH,
+            InvalidConfiguration(
+                f"vLLM at {where} answered 404 for an OpenAI path ({message}). Fix: `base_url` "
+                "must end in /v1, e.g. http://localhost:8000/v1.",
+                field="base_url",
+            ),
+            next_endpoint=True,
+            status_code=status,
+        )
+    if status == 400 and is_context_length_message(message):
+        return Failure(
+            FailureKind.CONTEXT_LENGTH,
+            ContextLengthExceeded(
+                f"vLLM at {where} refused the request: {message} Fix: lower `max_tokens`, or "
+                "start the server with a larger --max-model-len."
+            ),
+            next_endpoint=True,
+            status_code=status,
+        )
+    if status in (400, 422):
+        return Failure(
+            FailureKind.BAD_REQUEST,
+            BadRequest(f"vLLM at {where} rejected the request ({status}): {message}"),
+            status_code=status,
+        )
+    if status == 408:
+        return Failure(
+            FailureKind.REQUEST_TIMEOUT,
+            GenerationError(f"vLLM at {where} timed out the request (408): {message}"),
+            transient=True,
+            retry_after=retry_after,
+            status_code=status,
+        )
+    if status == 429:
+        return Failure(
+            FailureKind.RATE_LIMITED,
+            Overloaded(f"vLLM at {where} (or a proxy) is rate limiting (429): {message}"),
+            transient=True,
+            next_endpoint=True,
+            retry_after=retry_after,
+            status_code=status,
+        )
+    if status in (502, 503, 504):
+        return Failure(
+            FailureKind.UNAVAILABLE,
+            ServerUnreachable(f"vLLM at {where} is unavailable ({status}): {message}"),
+            transient=True,
+            next_endpoint=True,
+            trips_circuit=True,
+            retry_after=retry_after,
+            status_code=status,
+        )
+    if status >= 500:
+        return Failure(
+            FailureKind.SERVER_ERROR,
+            ServerError(f"vLLM at {where} failed ({status}): {message}"),
+            transient=True,
+            next_endpoint=True,
+            trips_circuit=True,
+            retry_after=retry_after,
+            status_code=status,
+        )
+    return Failure(
+        FailureKind.UNKNOWN,
+        GenerationError(f"vLLM at {where} answered {status}: {message}"),
+        status_code=status,
+    )
+
+
+def classify(
+    exc: BaseException,
+    *,
+    endpoint: str,
+    model: str | None = None,
+    has_key: bool = False,
+    timeout: float | None = None,
+) -> Failure:
+    """Map any exception raised while talking to ``endpoint`` to a :class:`Failure`."""
+    where = redact_url(endpoint)
+    if isinstance(exc, TruncatedOutput):
+        return Failure(FailureKind.TRUNCATED, exc)
+    if isinstance(exc, InvalidReply):
+        return Failure(FailureKind.EMPTY, exc, transient=True)
+    if isinstance(exc, (ModelNotServed, ContextLengthExceeded)):
+        return Failure(
+            FailureKind.MODEL_NOT_FOUND
+            if isinstance(exc, ModelNotServed)
+            else FailureKind.CONTEXT_LENGTH,
+            exc,
+            next_endpoint=True,
+        )
+    if isinstance(exc, LLMProviderError):
+        return Failure(FailureKind.UNKNOWN, exc)
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return Failure(
+            FailureKind.DEADLINE,
+            GenerationError(
+                f"vLLM at {where} did not finish the generation within timeout={timeout}s. "
+                "Fix: raise `timeout`, lower `max_tokens`, or use a faster model/precision."
+            ),
+        )
+    if isinstance(exc, StreamBroken):
+        return Failure(
+            FailureKind.STREAM_BROKEN,
+            ServerUnreachable(f"vLLM at {where} closed the stream before finishing it."),
+            transient=True,
+            next_endpoint=True,
+            trips_circuit=True,
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        return Failure(
+            FailureKind.MALFORMED,
+            InvalidReply(f"vLLM at {where} sent a malformed reply: {exc}"),
+            transient=True,
+        )
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        message = error_message(exc.body, exc.message)
+        return _status_failure(
+            exc.status_code, message, exc.response.headers, endpoint, model, has_key
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        found = _transport_failure(cause, endpoint) if cause is not None else None
+        if found is not None:
+            return found
+        return Failure(
+            FailureKind.CONNECT_REFUSED,
+            ServerUnreachable(f"Cannot reach vLLM at {where}: {exc}"),
+            next_endpoint=True,
+            trips_circuit=True,
+        )
+    if isinstance(exc, openai.APIResponseValidationError):
+        return Failure(
+            FailureKind.MALFORMED,
+            InvalidReply(f"vLLM at {where} sent a reply of an unexpected shape: {exc}"),
+            transient=True,
+        )
+    if isinstance(exc, openai.APIError):  # in-band SSE error event after a 200
+        message = error_message(exc.body, exc.message)
+        if is_context_length_message(message):
+            return Failure(
+                FailureKind.CONTEXT_LENGTH,
+                ContextLengthExceeded(f"vLLM at {where}: {message}"),
+                next_endpoint=True,
+            )
+        return Failure(
+            FailureKind.STREAM_ERROR,
+            ServerError(f"vLLM at {where} reported an error mid-stream: {message}"),
+            transient=True,
+        )
+    found = _transport_failure(exc, endpoint)
+    if found is not None:
+        return found
+    if isinstance(exc, ValueError):
+        return Failure(
+            FailureKind.MALFORMED,
+            InvalidReply(f"vLLM at {where} sent an unparsable reply: {exc}"),
+            transient=True,
+        )
+    return Failure(
+        FailureKind.UNKNOWN,
+        GenerationError(
+            f"Unexpected error talking to vLLM at {where}: {type(exc).__name__}: {exc}"
+        ),
+    )

@@ -1,0 +1,352 @@
+"""The only room that speaks HTTP: the openai SDK for ``/v1``, httpx for the server's own paths.
+
+One ``httpx.AsyncClient`` and one ``AsyncOpenAI`` per endpoint are kept **per event loop**: the host
+runs ``asyncio.run`` once per command, and a client bound to a closed loop fails with "Event loop is
+closed". The SDK's own retries are off; :mod:`saigen_vllm._retrying` owns retrying.
+
+``openai`` and ``httpx`` are imported on first use, never when the provider is loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from .errors import InvalidReply, TruncatedOutput
+
+if TYPE_CHECKING:
+    import httpx
+    from openai import AsyncOpenAI, AsyncStream
+    from openai.types.chat import ChatCompletionChunk
+
+    from .settings import VLLMSettings
+
+PLACEHOLDER_API_KEY = "EMPTY"
+"""Sent when no key is configured: the SDK refuses to start without one; vLLM ignores it."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One whole chat completion, assembled from the stream."""
+
+    content: str
+    finish_reason: str | None
+    model: str
+    endpoint: str
+    request_id: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    time_to_first_token: float | None = None
+    latency: float = 0.0
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One entry of ``GET /v1/models``."""
+
+    id: str
+    max_model_len: int | None = None
+    root: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerMetrics:
+    """The parts of ``GET /metrics`` a client cares about (``None``: not exported)."""
+
+    requests_running: float | None = None
+    requests_waiting: float | None = None
+    kv_cache_usage: float | None = None
+    prefix_cache_queries: float | None = None
+    prefix_cache_hits: float | None = None
+    prompt_tokens_total: float | None = None
+    generation_tokens_total: float | None = None
+    samples: dict[str, float] = field(default_factory=dict, repr=False)
+
+    @property
+    def prefix_cache_hit_rate(self) -> float | None:
+        if not self.prefix_cache_queries or self.prefix_cache_hits is None:
+            return None
+        return self.prefix_cache_hits / self.prefix_cache_queries
+
+
+class StreamBroken(Exception):
+    """The stream ended before the server said why it stopped (no finish_reason, no [DONE])."""
+
+
+def server_root(endpoint: str) -> str:
+    """``http://h:8000/v1`` -> ``http://h:8000``: where /health, /version, /metrics live."""
+    return endpoint[: -len("/v1")] if endpoint.endswith("/v1") else endpoint
+
+
+class _LoopClients:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.openai: dict[str, AsyncOpenAI] = {}
+
+
+class Transport:
+    """HTTP access to one or more vLLM endpoints with the configured timeouts."""
+
+    def __init__(self, settings: VLLMSettings) -> None:
+        self._settings = settings
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"Transport(endpoints={self._settings.endpoint_urls!r})"
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def _timeout(self, read: float) -> httpx.Timeout:
+        import httpx
+
+        s = self._settings
+        return httpx.Timeout(
+            connect=s.connect_timeout, read=read, write=read, pool=s.connect_timeout
+        )
+
+    def _loop_clients(self) -> _LoopClients:
+        loop = asyncio.get_running_loop()
+        clients = self._clients.get(loop)
+        if clients is None:
+            import httpx
+
+            http = httpx.AsyncClient(
+                verify=self._settings.verify,
+                timeout=self._timeout(self._settings.stall_timeout),
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=32),
+            )
+            clients = _LoopClients(http)
+            self._clients[loop] = clients
+        return clients
+
+    def openai_client(self, endpoint: str) -> AsyncOpenAI:
+        clients = self._loop_clients()
+        client = clients.openai.get(endpoint)
+        if client is None:
+            from openai import AsyncOpenAI
+
+            client = AsyncOpenAI(
+                api_key=self._settings.api_key_value() or PLACEHOLDER_API_KEY,
+                base_url=endpoint,
+                max_retries=0,
+                timeout=self._timeout(self._settings.stall_timeout),
+                http_client=clients.http,
+            )
+            clients.openai[endpoint] = client
+        return client
+
+    def _headers(self) -> dict[str, str]:
+        key = self._settings.api_key_value()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def aclose(self) -> None:
+        """Close the clients of the running loop (others die with their loops)."""
+        loop = asyncio.get_running_loop()
+        clients = self._clients.pop(loop, None)
+        if clients is not None:
+            await clients.http.aclose()
+
+    # -- /v1 -----------------------------------------------------------------------------------
+
+    async def chat(
+        self,
+        endpoint: str,
+        *,
+        model: str,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        temperature: float,
+        response_format: dict[str, Any] | None = None,
+    ) -> Completion:
+        """Stream one chat completion and assemble it; bounded by ``timeout`` as a whole."""
+        return await asyncio.wait_for(
+            self._stream_chat(endpoint, model, messages, max_tokens, temperature, response_format),
+            timeout=self._settings.timeout,
+        )
+
+    async def _stream_chat(
+        self,
+        endpoint: str,
+        model: str,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        temperature: float,
+        response_format: dict[str, Any] | None,
+    ) -> Completion:
+        client = self.openai_client(endpoint)
+        started = time.perf_counter()
+        request: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if response_format is not None:
+            request["response_format"] = response_format
+        stream = cast(
+            "AsyncStream[ChatCompletionChunk]", await client.chat.completions.create(**request)
+        )
+        parts: list[str] = []
+        finish_reason: str | None = None
+        request_id: str | None = None
+        served_model = model
+        usage: Any = None
+        first_token: float | None = None
+        try:
+            async for chunk in stream:
+                request_id = request_id or chunk.id
+                served_model = chunk.model or served_model
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices:
+                    text = choice.delta.content if choice.delta is not None else None
+                    if text:
+                        if first_token is None:
+                            first_token = time.perf_counter() - started
+                        parts.append(text)
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+        finally:
+            await stream.close()
+        if finish_reason is None:
+            raise StreamBroken("the stream ended without a finish_reason")
+        return Completion(
+            content="".join(parts),
+            finish_reason=finish_reason,
+            model=served_model,
+            endpoint=endpoint,
+            request_id=request_id,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            total_tokens=getattr(usage, "total_tokens", None),
+            time_to_first_token=first_token,
+            latency=time.perf_counter() - started,
+        )
+
+    async def models(self, endpoint: str) -> list[ServedModel]:
+        """``GET /v1/models``: what the server serves, with ``max_model_len``."""
+        page = await self.openai_client(endpoint).models.list(
+            timeout=self._timeout(self._probe_read_timeout())
+        )
+        served: list[ServedModel] = []
+        for item in page.data:
+            extra = item.model_extra or {}
+            max_len = extra.get("max_model_len")
+            served.append(
+                ServedModel(
+                    id=item.id,
+                    max_model_len=int(max_len) if isinstance(max_len, int) else None,
+                    root=extra.get("root"),
+                )
+            )
+        return served
+
+    # -- the server's own paths ----------------------------------------------------------------
+
+    def _probe_read_timeout(self) -> float:
+        return min(self._settings.stall_timeout, 10.0)
+
+    async def _get(self, endpoint: str, path: str) -> httpx.Response:
+        clients = self._loop_clients()
+        return await clients.http.get(
+            server_root(endpoint) + path,
+            headers=self._headers(),
+            timeout=self._timeout(self._probe_read_timeout()),
+        )
+
+    async def health(self, endpoint: str) -> int:
+        """``GET /health``: the status code (200 healthy, 503/500 engine dead)."""
+        return (await self._get(endpoint, "/health")).status_code
+
+    async def version(self, endpoint: str) -> str | None:
+        response = await self._get(endpoint, "/version")
+        if response.status_code != 200:
+            return None
+        value = _json_or_none(response)
+        return str(value.get("version")) if isinstance(value, dict) else None
+
+    async def metrics(self, endpoint: str) -> ServerMetrics | None:
+        response = await self._get(endpoint, "/metrics")
+        if response.status_code != 200:
+            return None
+        return parse_metrics(response.text)
+
+    async def count_prompt_tokens(
+        self, endpoint: str, model: str, messages: list[dict[str, str]]
+    ) -> int | None:
+        """Tokens of the chat prompt as the server counts them (``POST /tokenize``), or ``None``."""
+        clients = self._loop_clients()
+        response = await clients.http.post(
+            server_root(endpoint) + "/tokenize",
+            json={"model": model, "messages": messages},
+            headers=self._headers(),
+            timeout=self._timeout(self._probe_read_timeout()),
+        )
+        if response.status_code != 200:
+            return None
+        value = _json_or_none(response)
+        count = value.get("count") if isinstance(value, dict) else None
+        return count if isinstance(count, int) else None
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+_METRIC_NAMES = {
+    "vllm:num_requests_running": "requests_running",
+    "vllm:num_requests_waiting": "requests_waiting",
+    "vllm:kv_cache_usage_perc": "kv_cache_usage",
+    "vllm:gpu_cache_usage_perc": "kv_cache_usage",
+    "vllm:prefix_cache_queries": "prefix_cache_queries",
+    "vllm:gpu_prefix_cache_queries": "prefix_cache_queries",
+    "vllm:prefix_cache_hits": "prefix_cache_hits",
+    "vllm:gpu_prefix_cache_hits": "prefix_cache_hits",
+    "vllm:prompt_tokens": "prompt_tokens_total",
+    "vllm:generation_tokens": "generation_tokens_total",
+}
+
+
+def parse_metrics(text: str) -> ServerMetrics:
+    """Parse vLLM's Prometheus text with prometheus_client's parser, summing over label sets."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith(("_created", "_bucket")):
+                continue
+            samples[sample.name] = samples.get(sample.name, 0.0) + float(sample.value)
+    values: dict[str, float] = {}
+    for name, attr in _METRIC_NAMES.items():
+        for candidate in (name, name + "_total"):
+            if candidate in samples and attr not in values:
+                values[attr] = samples[candidate]
+    return ServerMetrics(samples=samples, **values)
+
+
+def require_content(completion: Completion, *, max_tokens: int) -> Completion:
+    """Refuse a completion that is cut off or empty: it is never returned as a success."""
+    if completion.finish_reason == "length":
+        raise TruncatedOutput(
+            f"vLLM stopped at the output limit after {completion.completion_tokens or '?'} "
+            f"tokens (max_tokens={max_tokens}): the saidata is incomplete and was not returned. "
+            "Fix: raise `max_tokens` in the provider config, and the server's --max-model-len "
+            "if prompt plus output does not fit."
+        )
+    if not completion.content.strip():
+        raise InvalidReply(
+            f"vLLM returned an empty reply (finish_reason={completion.finish_reason!r})."
+        )
+    return completion

@@ -1,0 +1,198 @@
+"""``VLLMProvider``: the host's provider contract, and nothing else.
+
+This module is the target of the ``saigen.providers`` entry point, so it stays cheap to import:
+``openai``, ``httpx``, ``tenacity`` and the catalog load on first real use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ._host import (
+    BaseLLMProvider,
+    ConfigurationError,
+    LLMResponse,
+    ModelCapability,
+    ModelInfo,
+)
+from ._redact import redact_url
+from .errors import InvalidConfiguration
+from .hooks import Hooks, hooks_from_paths
+from .settings import VLLMSettings, load_settings
+
+if TYPE_CHECKING:
+    from ._client import GenerationResult, ResilientClient
+
+logger = logging.getLogger("saigen_vllm")
+
+DEFAULT_CONTEXT_WINDOW = 8192
+"""Used by get_model_info() until the server or the catalog says otherwise."""
+LARGE_CONTEXT_TOKENS = 32768
+
+
+class VLLMProvider(BaseLLMProvider):
+    """saigen provider for a vLLM server (or several) speaking the OpenAI API."""
+
+    settings: VLLMSettings
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(dict(config or {}))
+        try:
+            self.hooks: Hooks = hooks_from_paths(self.settings.hooks)
+        except Exception as exc:
+            raise InvalidConfiguration(
+                f"vllm provider: invalid `hooks` = {self.settings.hooks!r}: {exc}. Fix: list "
+                "importable dotted paths such as mypkg.hooks:log_to_file.",
+                field="hooks",
+            ) from None
+        self._client: ResilientClient | None = None
+        self._last_model: str | None = None
+
+    def __repr__(self) -> str:
+        urls = [redact_url(url) for url in self.settings.endpoint_urls]
+        return f"VLLMProvider(endpoints={urls!r}, model={self.settings.model!r})"
+
+    # -- the host contract ---------------------------------------------------------------------
+
+    def _validate_config(self) -> None:
+        self.settings = load_settings(self.config)
+
+    def is_available(self) -> bool:
+        """True when the configuration is valid. No network: see validate_connection()."""
+        try:
+            load_settings(self.config)
+        except ConfigurationError:
+            return False
+        return True
+
+    async def validate_connection(self) -> bool:
+        """A short round trip: some endpoint lists the configured (or a single) model."""
+        from ._client import pick_model
+
+        client = self.client
+        for endpoint in self.settings.endpoint_urls:
+            try:
+                served = await client.served_models(endpoint, refresh=True)
+                self._last_model = pick_model(self.settings.model, served, endpoint).id
+                return True
+            except Exception as exc:
+                logger.warning("vLLM connection check failed for %s: %s", redact_url(endpoint), exc)
+        return False
+
+    def get_model_info(self) -> ModelInfo:
+        name = self.settings.model or self._last_model or "(served model)"
+        context = None
+        if self._client is not None:
+            context = self._client.known_max_model_len()
+        if context is None:
+            context = self._catalog_context(name)
+        capabilities = [
+            ModelCapability.TEXT_GENERATION,
+            ModelCapability.CODE_GENERATION,
+            ModelCapability.STRUCTURED_OUTPUT,
+        ]
+        context = context or DEFAULT_CONTEXT_WINDOW
+        if context >= LARGE_CONTEXT_TOKENS:
+            capabilities.append(ModelCapability.LARGE_CONTEXT)
+        return ModelInfo(
+            name=name,
+            provider="vllm",
+            max_tokens=min(self.settings.max_tokens, context),
+            context_window=context,
+            capabilities=capabilities,
+            cost_per_1k_tokens=0.0,
+            supports_streaming=True,
+        )
+
+    def estimate_cost(self, tokens: int) -> float:
+        return 0.0
+
+    async def generate_saidata(self, context: Any) -> LLMResponse:
+        """Render the prompt for ``context`` and return the model's whole reply."""
+        from ._prompts import render_messages
+
+        template, messages = render_messages(context)
+        response = await self.complete(messages)
+        if response.metadata is not None:
+            response.metadata["template"] = template
+        return response
+
+    # -- beyond the contract -------------------------------------------------------------------
+
+    @property
+    def client(self) -> ResilientClient:
+        if self._client is None:
+            from ._client import ResilientClient
+
+            self._client = ResilientClient(self.settings, self.hooks)
+        return self._client
+
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> LLMResponse:
+        """Send chat ``messages`` through the resilient client; return one whole response."""
+        started = time.perf_counter()
+        result = await self.client.generate(
+            messages, max_tokens=max_tokens, response_format=response_format
+        )
+        self._last_model = result.model
+        return self._response(result, time.perf_counter() - started)
+
+    def _response(self, result: GenerationResult, elapsed: float) -> LLMResponse:
+        completion = result.completion
+        metadata: dict[str, Any] = {
+            "provider": "vllm",
+            "endpoint": redact_url(completion.endpoint),
+            "request_id": completion.request_id,
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "latency_s": round(elapsed, 4),
+            "generation_s": round(completion.latency, 4),
+            "time_to_first_token_s": (
+                round(completion.time_to_first_token, 4)
+                if completion.time_to_first_token is not None
+                else None
+            ),
+            "attempts": result.attempts,
+            "retries": max(0, result.attempts - 1),
+            "retry_wait_s": round(result.retry_wait, 3),
+            "endpoints_tried": result.endpoints_tried,
+            "max_tokens": result.max_tokens,
+            "max_model_len": result.max_model_len,
+            "prompt_tokens_counted": result.prompt_tokens_counted,
+            "prompt_tokens_source": result.prompt_tokens_source,
+            "tensor_parallel_size": self.settings.tensor_parallel_size,
+            "gpu_memory_utilization": self.settings.gpu_memory_utilization,
+        }
+        if result.max_tokens != result.requested_max_tokens:
+            metadata["max_tokens_clamped_from"] = result.requested_max_tokens
+        tokens = completion.total_tokens
+        if tokens is None and completion.prompt_tokens is not None:
+            tokens = completion.prompt_tokens + (completion.completion_tokens or 0)
+        return LLMResponse(
+            content=completion.content,
+            tokens_used=tokens,
+            cost_estimate=0.0,
+            model_used=result.model,
+            finish_reason=completion.finish_reason,
+            metadata=metadata,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients bound to the running event loop."""
+        if self._client is not None:
+            await self._client.transport.aclose()
+
+    def _catalog_context(self, name: str) -> int | None:
+        try:
+            from .catalog import load_catalog
+        except ImportError:
+            return None
+        model = load_catalog().find_model(name)
+        return model.max_context if model is not None else None

@@ -1,0 +1,232 @@
+"""Configuration: one pydantic-settings class fed by the host's dict, the environment, and defaults.
+
+Precedence, highest first:
+
+1. the provider's entry under ``llm_providers`` in the host's config (the dict it is given);
+2. environment variables ``SAIGEN_VLLM_<KEY>`` (``VLLM_API_KEY`` too, for ``api_key``);
+3. the defaults below, which fit a GB10 serving vLLM on localhost.
+
+Invalid values raise :class:`~saigen_vllm.errors.InvalidConfiguration` naming the key, the value
+(never a secret) and the fix. Unknown keys are logged as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .errors import InvalidConfiguration
+
+logger = logging.getLogger("saigen_vllm")
+
+ENV_PREFIX = "SAIGEN_VLLM_"
+HOST_KEYS = frozenset({"priority", "enabled", "provider"})
+"""Keys the host's provider manager uses itself; accepted and ignored here."""
+ALIASES = {"api_base": "base_url"}
+SECRET_FIELDS = frozenset({"api_key"})
+
+FIXES: dict[str, str] = {
+    "base_url": "use the server's OpenAI-compatible URL, e.g. http://localhost:8000/v1",
+    "endpoints": "list further base URLs, e.g. [http://gb10-b:8000/v1]",
+    "model": "use the name the server serves (see `saigen-vllm doctor`), or leave it out to use it",
+    "api_key": "set the key the server was started with (--api-key), or leave it out",
+    "temperature": "use a number from 0 to 2 (0.1 suits saidata)",
+    "max_tokens": "use a whole number of output tokens from 1 up, e.g. 4096",
+    "timeout": "give the seconds one generation may take, a number above 0, e.g. 600",
+    "connect_timeout": "give the seconds to wait for a connection, above 0 and at most `timeout`",
+    "stall_timeout": "give the seconds a stream may stay silent, above 0, e.g. 90",
+    "max_retries": "use a whole number from 0 to 10",
+    "retry_max_delay": "give the total seconds retries may wait, 0 or more, e.g. 30",
+    "circuit_failure_threshold": "use a whole number of failures from 1 up, e.g. 3",
+    "circuit_cooldown": "give the seconds an open circuit waits before probing, above 0",
+    "hooks": "list dotted paths to callables or hook objects, e.g. [mypkg.hooks:log_to_file]",
+    "verify": "use true, false, or the path of an existing CA bundle file",
+    "tensor_parallel_size": "use a whole number from 1 up (1 on one GB10, 2 across two)",
+    "gpu_memory_utilization": "use a fraction above 0 and below 1, e.g. 0.8 on a GB10",
+}
+
+
+def _normalize_url(value: str) -> str:
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"has an invalid port ({exc})") from None
+    path = parts.path.rstrip("/") or "/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+class VLLMSettings(BaseSettings):
+    """Every setting of the vLLM provider. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+        hide_input_in_errors=True,
+    )
+
+    base_url: str = Field(
+        "http://localhost:8000/v1", description="OpenAI-compatible base URL (alias api_base)"
+    )
+    endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="further base URLs, tried in order after base_url"
+    )
+    model: str | None = Field(None, description="served model name; none: the one served")
+    api_key: SecretStr | None = Field(None, description="API key (also VLLM_API_KEY)")
+    temperature: float = Field(0.1, ge=0.0, le=2.0)
+    max_tokens: int = Field(4096, ge=1, le=1_048_576)
+    timeout: float = Field(600.0, gt=0, description="seconds one generation may take")
+    connect_timeout: float = Field(3.0, gt=0, description="seconds to establish a connection")
+    stall_timeout: float = Field(90.0, gt=0, description="seconds a stream may send nothing")
+    max_retries: int = Field(1, ge=0, le=10, description="retries of a transient failure")
+    retry_max_delay: float = Field(30.0, ge=0, description="total seconds retries may wait")
+    circuit_failure_threshold: int = Field(3, ge=1, le=1000)
+    circuit_cooldown: float = Field(30.0, gt=0)
+    hooks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    verify: bool | str = Field(True, description="TLS verification, or a CA bundle path")
+    tensor_parallel_size: int = Field(1, ge=1, le=64)
+    gpu_memory_utilization: float = Field(0.8, gt=0.0, lt=1.0)
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _check_base_url(cls, value: Any) -> Any:
+        return _normalize_url(value) if isinstance(value, str) else value
+
+    @field_validator("endpoints", "hooks", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("endpoints")
+    @classmethod
+    def _check_endpoints(cls, value: list[str]) -> list[str]:
+        return [_normalize_url(item) for item in value]
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _check_model(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+        return value
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _check_verify(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            if not Path(value).expanduser().is_file():
+                raise ValueError("is neither true/false nor an existing CA bundle file")
+            return str(Path(value).expanduser())
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> VLLMSettings:
+        if self.api_key is None and os.environ.get("VLLM_API_KEY"):
+            self.api_key = SecretStr(os.environ["VLLM_API_KEY"])
+        if self.connect_timeout > self.timeout:
+            raise ValueError("connect_timeout must not exceed timeout")
+        return self
+
+    @property
+    def endpoint_urls(self) -> list[str]:
+        """``base_url`` then ``endpoints``, without duplicates: the order they are tried in."""
+        return list(dict.fromkeys([self.base_url, *self.endpoints]))
+
+    def api_key_value(self) -> str | None:
+        return self.api_key.get_secret_value() if self.api_key is not None else None
+
+
+def _describe_source(key: str, config: Mapping[str, Any]) -> str:
+    if key in config:
+        return "in the provider config"
+    env = ENV_PREFIX + key.upper()
+    if env in os.environ or any(name.upper() == env for name in os.environ):
+        return f"from environment variable {env}"
+    return "by default"
+
+
+def _format_errors(exc: ValidationError, config: Mapping[str, Any]) -> InvalidConfiguration:
+    lines: list[str] = []
+    fields: list[str] = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        key = loc[0] if loc else ""
+        if not key:  # model-level check: the message names the fields itself
+            key = "connect_timeout" if "connect_timeout" in error["msg"] else "config"
+        fields.append(key)
+        message = error["msg"].removeprefix("Value error, ")
+        if key in SECRET_FIELDS:
+            shown = "(hidden)"
+        else:
+            raw = config.get(key, os.environ.get(ENV_PREFIX + key.upper()))
+            shown = repr(raw) if raw is not None else "(unset)"
+            if len(shown) > 80:
+                shown = shown[:77] + "..."
+        fix = FIXES.get(key, "see docs/configuration.md")
+        lines.append(
+            f"vllm provider: invalid `{key}` = {shown} {_describe_source(key, config)}: "
+            f"{message}. Fix: {fix}."
+        )
+    first = fields[0] if fields else None
+    return InvalidConfiguration("\n".join(lines), field=first, fix=FIXES.get(first or ""))
+
+
+def load_settings(config: Mapping[str, Any] | None = None) -> VLLMSettings:
+    """Validate a provider config dict (plus environment and defaults) into settings."""
+    raw: dict[str, Any] = dict(config or {})
+    if not all(isinstance(key, str) for key in raw):
+        raise InvalidConfiguration(
+            "vllm provider: config keys must be strings. Fix: write `key: value` pairs.",
+            field=None,
+        )
+    for alias, name in ALIASES.items():
+        if alias in raw:
+            value = raw.pop(alias)
+            if name in raw and raw[name] != value:
+                raise InvalidConfiguration(
+                    f"vllm provider: both `{name}` and its alias `{alias}` are set, to different "
+                    f"values. Fix: keep only `{name}`.",
+                    field=name,
+                    fix=f"keep only `{name}`",
+                )
+            raw.setdefault(name, value)
+    for key in HOST_KEYS:
+        raw.pop(key, None)
+    known = set(VLLMSettings.model_fields)
+    unknown = sorted(set(raw) - known)
+    for key in unknown:
+        logger.warning(
+            "vllm provider: unknown config key `%s` is ignored (known keys: %s)",
+            key,
+            ", ".join(sorted(known | set(ALIASES))),
+        )
+        raw.pop(key)
+    try:
+        return VLLMSettings(**raw)
+    except ValidationError as exc:
+        raise _format_errors(exc, raw) from None
