@@ -191,7 +191,12 @@ class ResilientClient:
                 temperature=self.settings.temperature,
                 response_format=response_format,
             )
-            return require_content(completion, max_tokens=plan.max_tokens)
+            return require_content(
+                completion,
+                max_tokens=plan.max_tokens,
+                expect_json=response_format is not None
+                and response_format.get("type") in ("json_object", "json_schema"),
+            )
         except Exception as exc:
             failure = classify(
                 exc,

@@ -20,7 +20,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
@@ -104,7 +105,10 @@ class RetryPolicy:
             retry=retry_if_exception(_is_transient),
             stop=stop_after_attempt(self.max_retries + 1)
             | stop_when_wait_budget_spent(self.max_delay),
-            wait=wait_retry_after(wait_exponential_jitter(self.initial_wait, self.max_wait)),
+            wait=wait_retry_after(
+                wait_exponential(multiplier=self.initial_wait, max=self.max_wait)
+                + wait_random(0, self.initial_wait)
+            ),
             before_sleep=_before_sleep,
             reraise=True,
         )

@@ -191,6 +191,8 @@ class Transport:
         }
         if response_format is not None:
             request["response_format"] = response_format
+        if self._settings.extra_body:
+            request["extra_body"] = dict(self._settings.extra_body)
         stream = cast(
             "AsyncStream[ChatCompletionChunk]", await client.chat.completions.create(**request)
         )
@@ -336,9 +338,18 @@ def parse_metrics(text: str) -> ServerMetrics:
     return ServerMetrics(samples=samples, **values)
 
 
-def require_content(completion: Completion, *, max_tokens: int) -> Completion:
-    """Refuse a completion that is cut off or empty: it is never returned as a success."""
+def require_content(
+    completion: Completion, *, max_tokens: int, expect_json: bool = False
+) -> Completion:
+    """Refuse a completion that is cut off, empty, or (when JSON was asked for) not JSON."""
     if completion.finish_reason == "length":
+        if expect_json and not _parses_as_json(completion.content):
+            raise TruncatedOutput(
+                f"vLLM hit max_tokens={max_tokens} inside JSON-constrained output that does not "
+                "parse (often whitespace runaway from a weak model): nothing was returned. "
+                "Fix: use a stronger model, or set extra_body {structured_outputs: "
+                "{disable_any_whitespace: true}}, or raise `max_tokens`."
+            )
         raise TruncatedOutput(
             f"vLLM stopped at the output limit after {completion.completion_tokens or '?'} "
             f"tokens (max_tokens={max_tokens}): the saidata is incomplete and was not returned. "
@@ -349,4 +360,19 @@ def require_content(completion: Completion, *, max_tokens: int) -> Completion:
         raise InvalidReply(
             f"vLLM returned an empty reply (finish_reason={completion.finish_reason!r})."
         )
+    if expect_json and not _parses_as_json(completion.content):
+        raise InvalidReply(
+            "vLLM was asked for JSON but the reply does not parse as JSON "
+            f"(first 80 characters: {completion.content[:80]!r})."
+        )
     return completion
+
+
+def _parses_as_json(text: str) -> bool:
+    import json
+
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True

@@ -47,6 +47,7 @@ FIXES: dict[str, str] = {
     "circuit_failure_threshold": "use a whole number of failures from 1 up, e.g. 3",
     "circuit_cooldown": "give the seconds an open circuit waits before probing, above 0",
     "hooks": "list dotted paths to callables or hook objects, e.g. [mypkg.hooks:log_to_file]",
+    "extra_body": "give a mapping of extra vLLM request fields, e.g. {top_k: 20}",
     "verify": "use true, false, or the path of an existing CA bundle file",
     "tensor_parallel_size": "use a whole number from 1 up (1 on one GB10, 2 across two)",
     "gpu_memory_utilization": "use a fraction above 0 and below 1, e.g. 0.8 on a GB10",
@@ -95,6 +96,10 @@ class VLLMSettings(BaseSettings):
     circuit_failure_threshold: int = Field(3, ge=1, le=1000)
     circuit_cooldown: float = Field(30.0, gt=0)
     hooks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra request fields for vLLM, e.g. {top_k: 20, repetition_penalty: 1.05}",
+    )
     verify: bool | str = Field(True, description="TLS verification, or a CA bundle path")
     tensor_parallel_size: int = Field(1, ge=1, le=64)
     gpu_memory_utilization: float = Field(0.8, gt=0.0, lt=1.0)

@@ -193,7 +193,10 @@ class FaultServer:
             self._server.close()
             for writer in list(self._writers):
                 writer.close()
-            loop.run_until_complete(asyncio.sleep(0))
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, name="fault-server", daemon=True)
