@@ -33,6 +33,30 @@ CHAT_TEMPLATE = (
 )
 
 
+def _prefer_eos(model: object, eos: int, specials: list[int]) -> None:
+    """Make the model end its reply at once unless asked for more (``min_tokens``).
+
+    Hidden dimension 0 carries a constant positive value through the residual stream (every
+    embedding has it; no layer writes to it), and only the EOS row of lm_head reads it. So EOS wins
+    every step where it is allowed: with ``min_tokens=N`` a reply is exactly N ordinary tokens
+    then a clean stop; JSON-constrained decoding stops as soon as the grammar allows. The other
+    special tokens are pushed down the same way so they are never chosen.
+    """
+    import torch
+
+    with torch.no_grad():
+        inner = model.model  # type: ignore[attr-defined]
+        inner.embed_tokens.weight[:, 0] = 0.2
+        for layer in inner.layers:
+            layer.self_attn.o_proj.weight[0, :] = 0.0
+            layer.mlp.down_proj.weight[0, :] = 0.0
+        head = model.lm_head.weight  # type: ignore[attr-defined]
+        head[:, 0] = 0.0
+        for token in specials:
+            head[token, 0] = -50.0
+        head[eos, 0] = 50.0
+
+
 def build(out: Path) -> None:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -76,6 +100,7 @@ def build(out: Path) -> None:
         tie_word_embeddings=False,
     )
     model = LlamaForCausalLM(config)
+    _prefer_eos(model, eos=fast.eos_token_id, specials=[fast.convert_tokens_to_ids(t) for t in specials])
     model.save_pretrained(out, safe_serialization=True)
     (out / "BUILT").write_text(json.dumps({"vocab": tokenizer.get_vocab_size()}) + "\n")
 

