@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from saigen_vllm._circuit import CircuitBreaker, CircuitState
+from saigen_vllm._failures import Failure, FailureKind, error_message, parse_retry_after
+from saigen_vllm._retrying import AttemptFailed, RetryPolicy, RetryStats
+from saigen_vllm.errors import ServerError
+from saigen_vllm.hooks import GiveUpEvent, Hooks, RetryEvent
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_circuit_opens_after_threshold_and_probes_once() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=2, cooldown=10, clock=clock)
+    assert breaker.try_acquire() is CircuitState.CLOSED
+    assert breaker.record_failure() is False
+    assert breaker.record_failure() is True
+    assert breaker.try_acquire() is None
+    assert breaker.retry_in() == 10
+    clock.now = 10
+    assert breaker.try_acquire() is CircuitState.HALF_OPEN
+    assert breaker.try_acquire() is None  # one probe at a time
+    assert breaker.record_failure() is True  # a failed probe re-opens at once
+    clock.now = 20
+    assert breaker.try_acquire() is CircuitState.HALF_OPEN
+    assert breaker.record_success() is True
+    assert breaker.state is CircuitState.CLOSED and breaker.failures == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "3"}, 3.0),
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after(headers: dict, expected: float | None) -> None:
+    assert parse_retry_after(headers) == expected
+
+
+def test_retry_after_http_date() -> None:
+    import email.utils
+    import time
+
+    value = parse_retry_after({"retry-after": email.utils.formatdate(time.time() + 30, usegmt=True)})
+    assert value is not None and 25 < value <= 31
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"error": {"message": "nested"}}, "nested"),
+        ({"object": "error", "message": "flat"}, "flat"),
+        ({"error": "Unauthorized"}, "Unauthorized"),
+        ("Unauthorized", "Unauthorized"),
+        (None, "fallback"),
+    ],
+)
+def test_error_envelopes(body: Any, message: str) -> None:
+    assert error_message(body, "fallback") == message
+
+
+def _failure(transient: bool, retry_after: float | None = None) -> AttemptFailed:
+    return AttemptFailed(
+        Failure(FailureKind.SERVER_ERROR, ServerError("x"), transient=transient, retry_after=retry_after)
+    )
+
+
+def test_policy_retries_transient_up_to_cap() -> None:
+    calls = 0
+
+    async def attempt() -> str:
+        nonlocal calls
+        calls += 1
+        raise _failure(True, retry_after=0.0)
+
+    stats = RetryStats()
+    with pytest.raises(AttemptFailed):
+        asyncio.run(RetryPolicy(max_retries=3, max_delay=10).run(attempt, stats))
+    assert calls == 4 and stats.attempts == 4
+
+
+def test_policy_never_retries_permanent() -> None:
+    calls = 0
+
+    async def attempt() -> str:
+        nonlocal calls
+        calls += 1
+        raise _failure(False)
+
+    with pytest.raises(AttemptFailed):
+        asyncio.run(RetryPolicy(max_retries=3, max_delay=10).run(attempt, RetryStats()))
+    assert calls == 1
+
+
+def test_policy_stops_when_wait_budget_would_be_exceeded() -> None:
+    calls = 0
+
+    async def attempt() -> str:
+        nonlocal calls
+        calls += 1
+        raise _failure(True, retry_after=5.0)
+
+    with pytest.raises(AttemptFailed):
+        asyncio.run(RetryPolicy(max_retries=3, max_delay=2).run(attempt, RetryStats()))
+    assert calls == 1
+
+
+def test_failing_hook_is_logged_and_others_still_run(caplog: pytest.LogCaptureFixture) -> None:
+    hooks = Hooks()
+    seen: list[Any] = []
+
+    def broken(event: Any) -> None:
+        raise RuntimeError("hook bug")
+
+    async def async_hook(event: Any) -> None:
+        seen.append(event)
+
+    hooks.register("on_retry", broken)
+    hooks.register("on_retry", async_hook)
+    event = RetryEvent("http://h/v1", 1, 0.5, "unavailable", "503")
+    with caplog.at_level(logging.ERROR, logger="saigen_vllm.hooks"):
+        asyncio.run(hooks.emit(event))
+    assert seen == [event]
+    assert "hook bug" in caplog.text
+    asyncio.run(hooks.emit(GiveUpEvent(("a",), "k", "m", 1)))  # no handler: nothing happens
+
+
+def test_unknown_hook_name() -> None:
+    with pytest.raises(ValueError, match="on_retry"):
+        Hooks().register("on_nothing", print)
