@@ -68,11 +68,10 @@ def _base_python() -> str:
     chosen = os.environ.get("SAIGEN_VLLM_TEST_PYTHON")
     if chosen:
         return chosen
-    for candidate in (
-        shutil.which("python3.11"),
-        str(Path.home() / ".pyenv" / "versions" / "3.11.7" / "bin" / "python"),
-    ):
-        if candidate and Path(candidate).exists():
+    candidates = [str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.11.*/bin/python"))]
+    candidates.append(shutil.which("python3.11") or "")
+    for candidate in candidates:
+        if candidate and subprocess.run([candidate, "-c", "1"], capture_output=True).returncode == 0:
             return candidate
     return sys.executable
 
