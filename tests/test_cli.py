@@ -18,7 +18,10 @@ def test_version() -> None:
 
 def test_python_dash_m() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "saigen_vllm", "--version"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "saigen_vllm", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert __version__ in out.stdout
 

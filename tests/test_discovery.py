@@ -14,7 +14,9 @@ from saigen_vllm.discovery import (
 )
 
 
-def make_dist(root: Path, dist: str, version: str, entries: dict[str, str], modules: dict[str, str]) -> None:
+def make_dist(
+    root: Path, dist: str, version: str, entries: dict[str, str], modules: dict[str, str]
+) -> None:
     info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
@@ -27,12 +29,16 @@ def make_dist(root: Path, dist: str, version: str, entries: dict[str, str], modu
 @pytest.fixture
 def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     make_dist(
-        tmp_path, "saigen-broken", "0.1",
+        tmp_path,
+        "saigen-broken",
+        "0.1",
         {"broken": "broken_plugin_mod:Provider"},
         {"broken_plugin_mod": "raise RuntimeError('needs a GPU driver')\n"},
     )
     make_dist(
-        tmp_path, "saigen-shadow", "9.9",
+        tmp_path,
+        "saigen-shadow",
+        "9.9",
         {"vllm": "shadow_plugin_mod:Provider"},
         {"shadow_plugin_mod": "class Provider:\n    pass\n"},
     )
@@ -75,5 +81,5 @@ def test_name_clash_reports_both_and_the_winner(plugins: Path) -> None:
 
 
 def test_unknown_name() -> None:
-    with pytest.raises(LookupError, match="installed: .*vllm"):
+    with pytest.raises(LookupError, match=r"installed: .*vllm"):
         load_provider("nope")

@@ -98,7 +98,12 @@ def test_standalone_types_mirror_the_host_fields() -> None:
         theirs = [(f.name, f.default) for f in dataclasses.fields(getattr(fake, name))]
         assert ours == theirs, name
     assert [c.value for c in _standalone.ModelCapability] == [c.value for c in fake.ModelCapability]
-    for name in ("ConfigurationError", "ConnectionError", "GenerationError", "RateLimitError",
-                 "AuthenticationError"):
+    for name in (
+        "ConfigurationError",
+        "ConnectionError",
+        "GenerationError",
+        "RateLimitError",
+        "AuthenticationError",
+    ):
         assert issubclass(getattr(_standalone, name), _standalone.LLMProviderError)
     assert _host.HOST_PRESENT is False

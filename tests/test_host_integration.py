@@ -58,7 +58,12 @@ def test_two_named_instances_fall_back_with_host_installed(fault_server: FaultSe
     config = json.dumps(two_instances(fault_server.base_url))
     out = subprocess.run(
         [sys.executable, "-m", "tests.support.hostlike_manager", config],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
     )
     report = json.loads(out.stdout)
     assert report["host_present"] is True
@@ -81,7 +86,9 @@ def test_configuration_error_is_not_retried(fault_server: FaultServer) -> None:
     )
     import asyncio
 
-    name, _ = asyncio.run(manager.generate_with_fallback(_host.GenerationContext(software_name="x")))
+    name, _ = asyncio.run(
+        manager.generate_with_fallback(_host.GenerationContext(software_name="x"))
+    )
     assert name == "vllm_b"
     assert manager.attempts[0] == ("vllm_a", "saigen_vllm.errors.ModelNotServed")
     assert [n for n, _ in manager.attempts].count("vllm_a") == 1

@@ -22,9 +22,17 @@ def sse(*events: dict) -> bytes:
 
 
 def chunk(text: str | None, finish: str | None = None, usage: dict | None = None) -> dict:
-    choices = [] if text is None else [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]
-    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": "m",
-            "choices": choices, "usage": usage}
+    choices = (
+        [] if text is None else [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]
+    )
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "m",
+        "choices": choices,
+        "usage": usage,
+    }
 
 
 @pytest.fixture
@@ -37,8 +45,11 @@ def server() -> respx.MockRouter:
         router.post("/v1/chat/completions").respond(
             headers={"content-type": "text/event-stream"},
             content=sse(
-                chunk("version: "), chunk('"0.3"', "stop"),
-                chunk(None, usage={"prompt_tokens": 42, "completion_tokens": 3, "total_tokens": 45}),
+                chunk("version: "),
+                chunk('"0.3"', "stop"),
+                chunk(
+                    None, usage={"prompt_tokens": 42, "completion_tokens": 3, "total_tokens": 45}
+                ),
             ),
         )
         yield router
@@ -60,7 +71,9 @@ def test_generate_saidata_returns_host_response(server: respx.MockRouter) -> Non
     assert meta["latency_s"] >= 0
     sent = json.loads(server.calls.last.request.content)
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
-    assert sent["messages"][1]["content"].startswith("Write saidata 0.3 YAML for the software `nginx`")
+    assert sent["messages"][1]["content"].startswith(
+        "Write saidata 0.3 YAML for the software `nginx`"
+    )
     assert server.calls.last.request.headers["authorization"] == "Bearer EMPTY"
 
 

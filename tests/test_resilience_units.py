@@ -56,7 +56,9 @@ def test_retry_after_http_date() -> None:
     import email.utils
     import time
 
-    value = parse_retry_after({"retry-after": email.utils.formatdate(time.time() + 30, usegmt=True)})
+    value = parse_retry_after(
+        {"retry-after": email.utils.formatdate(time.time() + 30, usegmt=True)}
+    )
     assert value is not None and 25 < value <= 31
 
 
@@ -76,7 +78,9 @@ def test_error_envelopes(body: Any, message: str) -> None:
 
 def _failure(transient: bool, retry_after: float | None = None) -> AttemptFailed:
     return AttemptFailed(
-        Failure(FailureKind.SERVER_ERROR, ServerError("x"), transient=transient, retry_after=retry_after)
+        Failure(
+            FailureKind.SERVER_ERROR, ServerError("x"), transient=transient, retry_after=retry_after
+        )
     )
 
 

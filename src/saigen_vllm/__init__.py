@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._host import GenerationContext
     from .provider import VLLMProvider
     from .settings import VLLMSettings, load_settings
 
-__all__ = ["VLLMProvider", "VLLMSettings", "__version__", "load_settings"]
+__all__ = ["GenerationContext", "VLLMProvider", "VLLMSettings", "__version__", "load_settings"]
 
 _LAZY = {
+    "GenerationContext": "saigen_vllm._host",
     "VLLMProvider": "saigen_vllm.provider",
     "VLLMSettings": "saigen_vllm.settings",
     "load_settings": "saigen_vllm.settings",

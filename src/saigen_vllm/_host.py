@@ -13,12 +13,12 @@ HOST_IMPORT_ERROR: str | None = None
 """Why the host's classes are not in use (``None`` when they are)."""
 
 if TYPE_CHECKING:
+    from ._context import GenerationContext
     from ._standalone import (
         AuthenticationError,
         BaseLLMProvider,
         ConfigurationError,
         ConnectionError,
-        GenerationContext,
         GenerationError,
         LLMProviderError,
         LLMResponse,
@@ -57,7 +57,6 @@ else:
                 ModelInfo,
                 RateLimitError,
             )
-            from saigen.models.generation import GenerationContext
         except Exception as exc:  # a broken host (e.g. Python < 3.12 syntax) must not break us
             HOST_IMPORT_ERROR = (
                 f"saigen is installed but failed to import: {type(exc).__name__}: {exc}"
@@ -69,7 +68,6 @@ else:
             BaseLLMProvider,
             ConfigurationError,
             ConnectionError,
-            GenerationContext,
             GenerationError,
             LLMProviderError,
             LLMResponse,
@@ -77,6 +75,18 @@ else:
             ModelInfo,
             RateLimitError,
         )
+
+    def __getattr__(name: str) -> object:
+        """``GenerationContext`` is resolved on first use: building it is not free."""
+        if name == "GenerationContext":
+            if HOST_PRESENT:
+                from saigen.models.generation import GenerationContext as context
+            else:
+                from ._context import GenerationContext as context
+            globals()["GenerationContext"] = context
+            return context
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "HOST_IMPORT_ERROR",

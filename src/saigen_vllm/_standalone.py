@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 
 class ModelCapability(str, Enum):
     TEXT_GENERATION = "text_generation"
@@ -42,20 +40,6 @@ class LLMResponse:
     model_used: str | None = None
     finish_reason: str | None = None
     metadata: dict[str, Any] | None = None
-
-
-class GenerationContext(BaseModel):
-    """The fields of the host's ``GenerationContext`` that prompts read; extra fields are kept."""
-
-    model_config = ConfigDict(extra="allow")
-
-    software_name: str
-    repository_data: list[Any] = Field(default_factory=list)
-    similar_saidata: list[Any] = Field(default_factory=list)
-    sample_saidata: list[Any] = Field(default_factory=list)
-    user_hints: dict[str, Any] | None = None
-    target_providers: list[str] = Field(default_factory=list)
-    existing_saidata: Any | None = None
 
 
 class BaseLLMProvider(abc.ABC):

@@ -12,8 +12,6 @@ breaks a generation.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -127,7 +125,7 @@ class Hooks:
         for handler in list(self._handlers.get(event.name, ())):
             try:
                 result = handler(event)
-                if inspect.isawaitable(result):
+                if isinstance(result, Awaitable):
                     await result
             except Exception:
                 logger.exception("hook %r for %s failed; continuing", handler, event.name)
@@ -141,6 +139,8 @@ def load_dotted(path: str) -> Any:
         module_name, _, attr = path.rpartition(".")
     if not module_name:
         raise ImportError(f"{path!r} is not a dotted path like package.module:attr")
+    import importlib
+
     module = importlib.import_module(module_name)
     target: Any = module
     for part in attr.split(".") if attr else []:

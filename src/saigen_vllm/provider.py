@@ -19,11 +19,11 @@ from ._host import (
 )
 from ._redact import redact_url
 from .errors import InvalidConfiguration
-from .hooks import Hooks, hooks_from_paths
 from .settings import VLLMSettings, load_settings
 
 if TYPE_CHECKING:
     from ._client import GenerationResult, ResilientClient
+    from .hooks import Hooks
 
 logger = logging.getLogger("saigen_vllm")
 
@@ -39,16 +39,11 @@ class VLLMProvider(BaseLLMProvider):
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(dict(config or {}))
-        try:
-            self.hooks: Hooks = hooks_from_paths(self.settings.hooks)
-        except Exception as exc:
-            raise InvalidConfiguration(
-                f"vllm provider: invalid `hooks` = {self.settings.hooks!r}: {exc}. Fix: list "
-                "importable dotted paths such as mypkg.hooks:log_to_file.",
-                field="hooks",
-            ) from None
+        self._hooks: Hooks | None = None
         self._client: ResilientClient | None = None
         self._last_model: str | None = None
+        if self.settings.hooks:
+            _ = self.hooks  # import configured hooks now: a bad path is a configuration error
 
     def __repr__(self) -> str:
         urls = [redact_url(url) for url in self.settings.endpoint_urls]
@@ -120,6 +115,22 @@ class VLLMProvider(BaseLLMProvider):
         return response
 
     # -- beyond the contract -------------------------------------------------------------------
+
+    @property
+    def hooks(self) -> Hooks:
+        """The hook registry (``provider.hooks.register("on_fallback", fn)``)."""
+        if self._hooks is None:
+            from .hooks import hooks_from_paths
+
+            try:
+                self._hooks = hooks_from_paths(self.settings.hooks)
+            except Exception as exc:
+                raise InvalidConfiguration(
+                    f"vllm provider: invalid `hooks` = {self.settings.hooks!r}: {exc}. Fix: list "
+                    "importable dotted paths such as mypkg.hooks:log_to_file.",
+                    field="hooks",
+                ) from None
+        return self._hooks
 
     @property
     def client(self) -> ResilientClient:

@@ -77,7 +77,9 @@ def run(provider: VLLMProvider, **kwargs: Any) -> tuple[Any, float]:
     return result, time.monotonic() - started
 
 
-def fails(provider: VLLMProvider, expected: type[BaseException], **kwargs: Any) -> tuple[Any, float]:
+def fails(
+    provider: VLLMProvider, expected: type[BaseException], **kwargs: Any
+) -> tuple[Any, float]:
     started = time.monotonic()
     with pytest.raises(expected) as info:
         run(provider, **kwargs)
@@ -165,7 +167,9 @@ def test_whole_generation_deadline(fault_server: FaultServer) -> None:
 @pytest.mark.parametrize("code", [500, 502, 503, 504])
 def test_server_errors_retried_once(fault_server: FaultServer, code: int) -> None:
     fault_server.script_chat(Status(code), Status(code))
-    error, elapsed = fails(make(fault_server.base_url), GenerationError if code == 500 else ConnectionError)
+    error, elapsed = fails(
+        make(fault_server.base_url), GenerationError if code == 500 else ConnectionError
+    )
     assert str(code) in str(error)
     assert fault_server.count(CHAT) == 2
     assert elapsed < 3
@@ -173,7 +177,7 @@ def test_server_errors_retried_once(fault_server: FaultServer, code: int) -> Non
 
 def test_503_then_ok(fault_server: FaultServer) -> None:
     fault_server.script_chat(Status(503, retry_after=0.2), Ok())
-    response, elapsed = run(make(fault_server.base_url))
+    response, _ = run(make(fault_server.base_url))
     assert response.metadata["retries"] == 1
     assert 0.2 <= response.metadata["retry_wait_s"] < 1
     first, second = fault_server.requests(CHAT)
@@ -190,7 +194,7 @@ def test_429_honours_retry_after_ms(fault_server: FaultServer) -> None:
 
 def test_429_retry_after_beyond_budget_fails_fast(fault_server: FaultServer) -> None:
     fault_server.script_chat(Status(429, retry_after=120))
-    error, elapsed = fails(make(fault_server.base_url), RateLimitError)
+    _, elapsed = fails(make(fault_server.base_url), RateLimitError)
     assert fault_server.count(CHAT) == 1
     assert elapsed < 1.5
 
@@ -213,7 +217,9 @@ def test_408_is_retried(fault_server: FaultServer) -> None:
     ],
 )
 @pytest.mark.parametrize("flat", [False, True])
-def test_context_length_400_not_retried(fault_server: FaultServer, message: str, flat: bool) -> None:
+def test_context_length_400_not_retried(
+    fault_server: FaultServer, message: str, flat: bool
+) -> None:
     fault_server.script_chat(Status(400, message=message, flat=flat))
     error, elapsed = fails(make(fault_server.base_url), ConfigurationError)
     assert isinstance(error, ContextLengthExceeded)

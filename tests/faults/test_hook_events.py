@@ -50,8 +50,12 @@ def test_retry_then_fallback_events(fault_server: FaultServer) -> None:
 def test_giveup_and_circuit_close_events(fault_server: FaultServer) -> None:
     fault_server.script_chat(Status(500))  # retry_max_delay=0: one attempt, no retry
     provider = VLLMProvider(
-        {"base_url": fault_server.base_url, "circuit_failure_threshold": 1,
-         "circuit_cooldown": 0.05, "retry_max_delay": 0}
+        {
+            "base_url": fault_server.base_url,
+            "circuit_failure_threshold": 1,
+            "circuit_cooldown": 0.05,
+            "retry_max_delay": 0,
+        }
     )
     events = record(provider)
     with pytest.raises(ServerError):

@@ -102,7 +102,10 @@ def test_servers_own_404_for_unknown_model_is_classified(vllm: RunningServer) ->
     async def go() -> BaseException:
         try:
             await transport.chat(
-                vllm.base_url, model="no-such-model", messages=MESSAGES, max_tokens=8,
+                vllm.base_url,
+                model="no-such-model",
+                messages=MESSAGES,
+                max_tokens=8,
                 temperature=0.0,
             )
         except Exception as exc:
@@ -124,7 +127,10 @@ def test_servers_own_context_length_400_is_classified(vllm: RunningServer) -> No
     async def go() -> BaseException:
         try:
             await transport.chat(
-                vllm.base_url, model=vllm.model, messages=MESSAGES, max_tokens=5000,
+                vllm.base_url,
+                model=vllm.model,
+                messages=MESSAGES,
+                max_tokens=5000,
                 temperature=0.0,
             )
         except Exception as exc:
@@ -194,7 +200,10 @@ def test_stream_matches_non_stream(vllm: RunningServer) -> None:
         client = AsyncOpenAI(base_url=vllm.base_url, api_key=vllm.api_key, max_retries=0)
         try:
             return await client.chat.completions.create(
-                model=vllm.model, messages=MESSAGES, max_tokens=64, temperature=0.0,
+                model=vllm.model,
+                messages=MESSAGES,
+                max_tokens=64,
+                temperature=0.0,
                 extra_body={"min_tokens": 8},
             )
         finally:

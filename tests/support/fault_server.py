@@ -109,7 +109,9 @@ class JSONReply:
 Behaviour = Any
 
 
-def _models_body(max_model_len: int | None = MAX_MODEL_LEN, names: tuple[str, ...] = (MODEL,)) -> Any:
+def _models_body(
+    max_model_len: int | None = MAX_MODEL_LEN, names: tuple[str, ...] = (MODEL,)
+) -> Any:
     return {
         "object": "list",
         "data": [

@@ -20,7 +20,11 @@ def run_fresh(code: str, *, paths: list[Path] = (), env: dict[str, str] | None =
     full_env.update(env or {})
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=ROOT,
+        timeout=60,
     )
     if out.returncode != 0:
         raise AssertionError(f"fresh interpreter failed:\n{out.stderr}")

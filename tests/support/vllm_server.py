@@ -71,7 +71,10 @@ def _base_python() -> str:
     candidates = [str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.11.*/bin/python"))]
     candidates.append(shutil.which("python3.11") or "")
     for candidate in candidates:
-        if candidate and subprocess.run([candidate, "-c", "1"], capture_output=True).returncode == 0:
+        if (
+            candidate
+            and subprocess.run([candidate, "-c", "1"], capture_output=True).returncode == 0
+        ):
             return candidate
     return sys.executable
 
@@ -203,11 +206,11 @@ def server_env(api_key: str | None) -> dict[str, str]:
 
 
 def _get(url: str, api_key: str | None = None) -> int:
-    request = urllib.request.Request(url)  # noqa: S310 - loopback only
+    request = urllib.request.Request(url)
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code

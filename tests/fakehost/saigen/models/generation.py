@@ -1,6 +1,6 @@
 """Stand-in for saigen.models.generation.GenerationContext."""
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -9,9 +9,9 @@ class GenerationContext(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     software_name: str
-    repository_data: List[Any] = Field(default_factory=list)
-    similar_saidata: List[Any] = Field(default_factory=list)
-    sample_saidata: List[Any] = Field(default_factory=list)
-    user_hints: Optional[Dict[str, Any]] = None
-    target_providers: List[str] = Field(default_factory=list)
-    existing_saidata: Optional[Any] = None
+    repository_data: list[Any] = Field(default_factory=list)
+    similar_saidata: list[Any] = Field(default_factory=list)
+    sample_saidata: list[Any] = Field(default_factory=list)
+    user_hints: dict[str, Any] | None = None
+    target_providers: list[str] = Field(default_factory=list)
+    existing_saidata: Any | None = None

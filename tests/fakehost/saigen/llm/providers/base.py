@@ -3,7 +3,7 @@
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 
 class ModelCapability(str, Enum):
@@ -20,23 +20,23 @@ class ModelInfo:
     provider: str
     max_tokens: int
     context_window: int
-    capabilities: List[ModelCapability]
-    cost_per_1k_tokens: Optional[float] = None
+    capabilities: list[ModelCapability]
+    cost_per_1k_tokens: float | None = None
     supports_streaming: bool = False
 
 
 @dataclass
 class LLMResponse:
     content: str
-    tokens_used: Optional[int] = None
-    cost_estimate: Optional[float] = None
-    model_used: Optional[str] = None
-    finish_reason: Optional[str] = None
-    metadata: Optional[Dict[str, Any]] = None
+    tokens_used: int | None = None
+    cost_estimate: float | None = None
+    model_used: str | None = None
+    finish_reason: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class BaseLLMProvider(ABC):
-    def __init__(self, config: Dict[str, Any]):
+    def __init__(self, config: dict[str, Any]):
         self.config = config
         self._validate_config()
 
@@ -58,7 +58,7 @@ class BaseLLMProvider(ABC):
     def get_provider_name(self) -> str:
         return self.__class__.__name__.replace("Provider", "").lower()
 
-    def estimate_cost(self, tokens: int) -> Optional[float]:
+    def estimate_cost(self, tokens: int) -> float | None:
         info = self.get_model_info()
         if info.cost_per_1k_tokens:
             return (tokens / 1000) * info.cost_per_1k_tokens
