@@ -200,6 +200,39 @@ class VLLMProvider(BaseLLMProvider):
         if self._client is not None:
             await self._client.transport.aclose()
 
+    def get_model_requirements(
+        self,
+        model_name: str | None = None,
+        *,
+        hardware: str = "gb10",
+        context: int | None = None,
+        concurrency: int = 1,
+    ) -> dict[str, Any] | None:
+        """What ``model_name`` (default: the configured model) needs on ``hardware``, per catalog
+        variant: the upstream method name, with numbers from the catalog's estimator.
+        ``None`` when the model is not in the catalog."""
+        from .catalog import load_catalog
+        from .catalog.estimator import evaluate
+
+        catalog = load_catalog()
+        spec = catalog.find_model(model_name or self.settings.model or "")
+        if spec is None:
+            return None
+        profile = catalog.hardware(hardware)
+        ctx = context or min(spec.max_context, 8192)
+        fits = [
+            evaluate(spec, v.format, profile, context=ctx, concurrency=concurrency)
+            for v in spec.all_variants()
+        ]
+        return {
+            "model": spec.id,
+            "hardware": profile.name,
+            "context_window": spec.max_context,
+            "recommended_tensor_parallel": fits[0].tensor_parallel_size,
+            "gpu_memory_utilization": profile.gpu_memory_utilization,
+            "variants": [fit.as_dict() for fit in fits],
+        }
+
     def _catalog_context(self, name: str) -> int | None:
         try:
             from .catalog import load_catalog

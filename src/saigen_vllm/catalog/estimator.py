@@ -1,0 +1,202 @@
+"""The arithmetic of serving a model with vLLM: weights, KV cache, fit, concurrency, roofline.
+
+Every formula is written out in docs/catalog.md. GB = 10^9 bytes, GiB = 2^30 bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .schema import Hardware, ModelSpec
+
+GIB = 2**30
+GB = 10**9
+
+BITS_PER_WEIGHT: dict[str, float] = {
+    "bf16": 16.0,
+    "fp8": 8.0,
+    # 4-bit integers with a 16-bit scale and a 4-bit zero point per group of 128 weights
+    "awq-int4": 4.0 + 20 / 128,
+    "gptq-int4": 4.0 + 20 / 128,
+    # FP4 values with an FP8 scale per block of 16 (NVFP4) or per block of 32 + E8M0 (MXFP4)
+    "nvfp4": 4.5,
+    "mxfp4": 4.25,
+}
+RUNTIME_RESERVE_GIB = 3.0
+"""Activation peak + CUDA graphs + non-torch memory. vLLM publishes no rule; its logs show 1-3 GiB.
+This is a planning estimate, not a vLLM figure."""
+HEADROOM = 0.9
+"""recommend() keeps 10 % of the memory budget free: "fits with room to spare"."""
+
+
+def _linear_params(model: ModelSpec) -> float:
+    return model.params_b * 1e9 - model.embedding_params
+
+
+def weight_bytes(model: ModelSpec, precision: str) -> float:
+    """Bytes of weights in ``precision``. Embeddings and lm_head stay bf16 in every quantized
+    format; MXFP4 (gpt-oss) quantizes only the MoE experts."""
+    bits = BITS_PER_WEIGHT[precision]
+    embeddings = model.embedding_params * 2
+    if precision == "bf16":
+        return model.params_b * 1e9 * 2
+    if precision == "mxfp4":
+        experts = (model.expert_params_b or 0.0) * 1e9
+        other = model.params_b * 1e9 - experts
+        return experts * bits / 8 + other * 2
+    return _linear_params(model) * bits / 8 + embeddings
+
+
+def weights_gb(model: ModelSpec, precision: str) -> float:
+    """The measured size of the variant when the catalog has one, else the estimate."""
+    variant = model.variant(precision)
+    if variant is not None and variant.weights_gb is not None:
+        return variant.weights_gb
+    return weight_bytes(model, precision) / GB
+
+
+def bytes_read_per_token(model: ModelSpec, precision: str) -> float:
+    """Weight bytes one decode step reads at batch 1: everything but the input embedding table
+    (one row is read), and for MoE only the experts chosen for the token."""
+    total = weight_bytes(model, precision)
+    if not model.tie_word_embeddings:
+        total -= model.vocab_size * model.hidden_size * 2
+    if model.is_moe:
+        assert model.expert_params_b and model.experts and model.experts_per_token
+        expert_bits = BITS_PER_WEIGHT[precision] if precision != "bf16" else 16.0
+        experts = model.expert_params_b * 1e9 * expert_bits / 8
+        total -= experts * (1 - model.experts_per_token / model.experts)
+    return total
+
+
+def kv_bytes_per_token(model: ModelSpec, kv_dtype_bytes: int = 2) -> int:
+    """KV bytes per token of context on the full-attention layers: 2 (K and V) x layers x KV heads
+    x head_dim x bytes. Sliding-window layers keep at most a window per sequence (see below)."""
+    layers = model.full_attention_layers or model.layers
+    return 2 * layers * model.kv_heads * model.head_dim * kv_dtype_bytes
+
+
+def kv_bytes_per_sequence(model: ModelSpec, context: int, kv_dtype_bytes: int = 2) -> int:
+    full = kv_bytes_per_token(model, kv_dtype_bytes) * context
+    if model.sliding_window is None:
+        return full
+    window = min(context, model.sliding_window)
+    sliding = 2 * model.sliding_layers * model.kv_heads * model.head_dim * kv_dtype_bytes
+    return full + sliding * window
+
+
+def _valid_tensor_parallel(model: ModelSpec, size: int) -> bool:
+    """vLLM's rule: attention heads divide evenly; KV heads divide evenly or are replicated."""
+    if model.attention_heads % size:
+        return False
+    if size <= model.kv_heads:
+        return model.kv_heads % size == 0
+    return size % model.kv_heads == 0
+
+
+def tensor_parallel_size(model: ModelSpec, hardware: Hardware) -> int:
+    """One per GPU of the profile (GPUs, not gigabytes), lowered until vLLM accepts it."""
+    size = hardware.gpus
+    while size > 1 and not _valid_tensor_parallel(model, size):
+        size -= 1
+    return size
+
+
+def decode_roofline(
+    model: ModelSpec, precision: str, hardware: Hardware, context: int = 0
+) -> float:
+    """Batch-1 decode ceiling in tokens/s: bandwidth / bytes read per token (weights, plus the
+    KV cache of ``context`` tokens). With tensor parallelism each GPU reads its share."""
+    tp = tensor_parallel_size(model, hardware)
+    per_token = bytes_read_per_token(model, precision) + kv_bytes_per_token(model) * context
+    return hardware.bandwidth_gbs * GB * tp / per_token
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How ``model`` in ``precision`` fits ``hardware`` at ``context`` x ``concurrency``."""
+
+    model: str
+    repo: str
+    precision: str
+    hardware: str
+    context: int
+    concurrency: int
+    kv_cache_dtype: str
+    weights_gb: float
+    kv_bytes_per_token: int
+    kv_gb: float
+    reserve_gb: float
+    total_gb: float
+    budget_gb: float
+    fits: bool
+    max_concurrency: int
+    tensor_parallel_size: int
+    decode_tok_s: float
+    """batch-1 ceiling with an empty context"""
+    decode_tok_s_at_context: float
+    """batch-1 ceiling with ``context`` tokens already in the KV cache"""
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def evaluate(
+    model: ModelSpec,
+    precision: str,
+    hardware: Hardware,
+    *,
+    context: int,
+    concurrency: int,
+    kv_cache_dtype: str = "auto",
+    gpu_memory_utilization: float | None = None,
+) -> Fit:
+    kv_bytes = 1 if kv_cache_dtype == "fp8" else 2
+    variant = model.variant(precision)
+    tp = tensor_parallel_size(model, hardware)
+    utilization = gpu_memory_utilization or hardware.gpu_memory_utilization
+    budget = hardware.memory_gib * GIB * utilization * tp
+    weights = weights_gb(model, precision) * GB
+    reserve = RUNTIME_RESERVE_GIB * GIB * tp
+    per_seq = kv_bytes_per_sequence(model, context, kv_bytes)
+    kv_total = per_seq * concurrency
+    needed = weights + reserve + kv_total
+    free_for_kv = budget - weights - reserve
+    max_conc = max(0, int(free_for_kv // per_seq)) if per_seq else 0
+    reasons = []
+    if variant is None:
+        reasons.append(f"no {precision} variant in the catalog")
+    if context > model.max_context:
+        reasons.append(f"context {context} exceeds the model's maximum {model.max_context}")
+    if free_for_kv <= 0:
+        reasons.append(
+            f"weights {weights / GB:.1f} GB + reserve {reserve / GB:.1f} GB exceed the "
+            f"{budget / GB:.1f} GB vLLM may use"
+        )
+    elif needed > budget:
+        reasons.append(
+            f"KV cache for {concurrency} x {context} tokens needs {kv_total / GB:.1f} GB, only "
+            f"{free_for_kv / GB:.1f} GB left (at most {max_conc} sequences)"
+        )
+    return Fit(
+        model=model.id,
+        repo=variant.repo if variant else "",
+        precision=precision,
+        hardware=hardware.name,
+        context=context,
+        concurrency=concurrency,
+        kv_cache_dtype=kv_cache_dtype,
+        weights_gb=round(weights / GB, 2),
+        kv_bytes_per_token=kv_bytes_per_token(model, kv_bytes),
+        kv_gb=round(kv_total / GB, 2),
+        reserve_gb=round(reserve / GB, 2),
+        total_gb=round(needed / GB, 2),
+        budget_gb=round(budget / GB, 2),
+        fits=not reasons,
+        max_concurrency=max_conc if variant and context <= model.max_context else 0,
+        tensor_parallel_size=tp,
+        decode_tok_s=round(decode_roofline(model, precision, hardware), 1),
+        decode_tok_s_at_context=round(decode_roofline(model, precision, hardware, context), 1),
+        reason="; ".join(reasons),
+    )

@@ -1,0 +1,249 @@
+"""Facts, not code: numbers from vLLM, config.json files and measurements (see docs/catalog.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from saigen_vllm.catalog import load_catalog
+from saigen_vllm.catalog.estimator import (
+    GB,
+    bytes_read_per_token,
+    decode_roofline,
+    evaluate,
+    kv_bytes_per_sequence,
+    kv_bytes_per_token,
+    tensor_parallel_size,
+)
+from saigen_vllm.catalog.markdown import render_models_markdown
+from saigen_vllm.cli import main
+
+CATALOG = load_catalog()
+GB10 = CATALOG.hardware("gb10")
+
+
+def models_json(*args: str) -> list[dict]:
+    result = CliRunner().invoke(main, ["models", "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def row(rows: list[dict], model: str, precision: str) -> dict:
+    return next(r for r in rows if r["model"] == model and r["precision"] == precision)
+
+
+def test_at_least_the_22_reference_models_each_sourced() -> None:
+    assert len(CATALOG.models) >= 22
+    for model in CATALOG.models:
+        assert model.source.startswith("https://huggingface.co/" + model.id)
+        for variant in model.variants:
+            assert variant.source.startswith("https://huggingface.co/" + variant.repo)
+    for profile in CATALOG.hardware_profiles:
+        assert len(profile.source) > 20
+    for item in CATALOG.measurements:
+        assert item.source
+    names = {p.name for p in CATALOG.hardware_profiles}
+    assert {
+        "gb10",
+        "gb10x2",
+        "h100",
+        "h200",
+        "a100-80gb",
+        "l40s",
+        "rtx4090",
+        "rtx6000-ada",
+    } <= names
+
+
+def test_llama31_8b_kv_is_vllms_own_figure() -> None:
+    # vLLM logged 2 GiB / 16,384 tokens = 128 KiB per token for this architecture
+    rows = models_json("--hardware", "gb10")
+    assert row(rows, "meta-llama/Llama-3.1-8B-Instruct", "bf16")["kv_bytes_per_token"] == 131_072
+
+
+def test_phi3_medium_bf16_weights() -> None:
+    rows = models_json()
+    assert row(rows, "microsoft/Phi-3-medium-4k-instruct", "bf16")["weights_gb"] == pytest.approx(
+        27.9, rel=0.05
+    )
+
+
+def test_llama33_70b_bf16_does_not_fit_but_fp8_and_nvfp4_do() -> None:
+    rows = models_json("--context", "8192", "--concurrency", "1")
+    assert row(rows, "meta-llama/Llama-3.3-70B-Instruct", "bf16")["fits"] is False
+    assert row(rows, "meta-llama/Llama-3.3-70B-Instruct", "fp8")["fits"] is True
+    assert row(rows, "meta-llama/Llama-3.3-70B-Instruct", "nvfp4")["fits"] is True
+
+
+def test_qwen25_72b_fits_one_gb10_only_at_4_bits() -> None:
+    rows = [
+        r for r in models_json("--concurrency", "1") if r["model"] == "Qwen/Qwen2.5-72B-Instruct"
+    ]
+    assert {r["precision"]: r["fits"] for r in rows} == {"bf16": False, "awq-int4": True}
+    assert row(rows, "Qwen/Qwen2.5-72B-Instruct", "bf16")["weights_gb"] == pytest.approx(
+        145.4, 0.01
+    )
+
+
+def test_sliding_window_models_count_only_full_layers() -> None:
+    gemma = CATALOG.model("google/gemma-2-9b-it")
+    assert kv_bytes_per_token(gemma) == 168 * 1024  # 21 full layers, not 42
+    oss = CATALOG.model("openai/gpt-oss-120b")
+    assert kv_bytes_per_token(oss) == 36 * 1024
+    assert kv_bytes_per_token(CATALOG.model("openai/gpt-oss-20b")) == 24 * 1024
+    # the window layers add a fixed amount per sequence, not one per context token
+    long = kv_bytes_per_sequence(gemma, 8192) - kv_bytes_per_sequence(gemma, 4096)
+    assert long == 4096 * 168 * 1024
+
+
+def test_quantized_sizes_match_measured_repos() -> None:
+    # the 4-bit overhead rule reproduces the sizes of published AWQ repos without using them
+    from saigen_vllm.catalog.estimator import weight_bytes
+
+    for model_id, measured in [
+        ("meta-llama/Llama-3.1-8B-Instruct", 5.73),
+        ("codellama/CodeLlama-7b-Instruct-hf", 3.89),
+        ("codellama/CodeLlama-34b-Instruct-hf", 18.3),
+        ("Qwen/Qwen2.5-Coder-32B-Instruct", 19.3),
+        ("google/gemma-2-9b-it", 6.2),
+    ]:
+        estimate = weight_bytes(CATALOG.model(model_id), "awq-int4") / GB
+        assert estimate == pytest.approx(measured, rel=0.02), model_id
+    fp8 = weight_bytes(CATALOG.model("google/gemma-2-9b-it"), "fp8") / GB
+    assert fp8 == pytest.approx(10.2, rel=0.02)
+    oss = weight_bytes(CATALOG.model("openai/gpt-oss-120b"), "mxfp4") / GB
+    assert 61 <= oss <= 66
+    assert 12.5 <= weight_bytes(CATALOG.model("openai/gpt-oss-20b"), "mxfp4") / GB <= 14
+
+
+def test_moe_active_parameters_follow_from_the_experts() -> None:
+    for model in CATALOG.models:
+        if model.is_moe:
+            assert model.expert_params_b and model.experts and model.experts_per_token
+            active = model.params_b - model.expert_params_b * (
+                1 - model.experts_per_token / model.experts
+            )
+            # model cards count active parameters with the input embedding table (Mixtral, Qwen3)
+            # or without it (gpt-oss); either way the experts explain the card's number
+            without_embedding = active - model.vocab_size * model.hidden_size / 1e9
+            assert model.active_params_b in (
+                pytest.approx(active, rel=0.02),
+                pytest.approx(without_embedding, rel=0.02),
+            ), model.id
+
+
+def test_roofline_llama31_8b_fp8_near_34_and_above_measurements() -> None:
+    rows = models_json()
+    assert row(rows, "meta-llama/Llama-3.1-8B-Instruct", "fp8")["decode_tok_s"] == pytest.approx(
+        34, abs=1.5
+    )
+    for measured in CATALOG.measurements:
+        if measured.engine == "llama.cpp" or measured.model.startswith("openai/gpt-oss"):
+            continue  # the reference marks these rooflines uncertain (MXFP4 layouts differ)
+        ceiling = decode_roofline(CATALOG.model(measured.model), measured.precision, GB10)
+        assert ceiling > measured.decode_tok_s, measured
+
+
+def test_tensor_parallel_is_gpus_not_gigabytes() -> None:
+    two = CATALOG.hardware("gb10x2")
+    for model in CATALOG.models:
+        assert tensor_parallel_size(model, GB10) == 1
+        tp = tensor_parallel_size(model, two)
+        assert model.attention_heads % tp == 0
+    assert tensor_parallel_size(CATALOG.model("meta-llama/Llama-3.3-70B-Instruct"), two) == 2
+
+
+def test_two_gb10s_fit_what_one_cannot() -> None:
+    llama = CATALOG.model("meta-llama/Llama-3.3-70B-Instruct")
+    one = evaluate(llama, "bf16", GB10, context=8192, concurrency=4)
+    two = evaluate(llama, "bf16", CATALOG.hardware("gb10x2"), context=8192, concurrency=4)
+    assert not one.fits and two.fits and two.tensor_parallel_size == 2
+
+
+def test_fp8_kv_cache_halves_kv() -> None:
+    model = CATALOG.model("meta-llama/Llama-3.1-8B-Instruct")
+    assert kv_bytes_per_token(model, 1) * 2 == kv_bytes_per_token(model)
+    auto = evaluate(model, "fp8", GB10, context=32768, concurrency=8)
+    fp8 = evaluate(model, "fp8", GB10, context=32768, concurrency=8, kv_cache_dtype="fp8")
+    assert fp8.max_concurrency >= 2 * auto.max_concurrency - 1
+
+
+def test_context_beyond_model_maximum_does_not_fit() -> None:
+    fit = evaluate(
+        CATALOG.model("microsoft/Phi-3-mini-4k-instruct"), "bf16", GB10, context=8192, concurrency=1
+    )
+    assert not fit.fits and "maximum 4096" in fit.reason
+
+
+def test_bytes_read_per_token_moe_reads_only_chosen_experts() -> None:
+    mixtral = CATALOG.model("mistralai/Mixtral-8x7B-Instruct-v0.1")
+    dense_equivalent = mixtral.active_params_b * 1e9 * 2
+    assert bytes_read_per_token(mixtral, "bf16") == pytest.approx(dense_equivalent, rel=0.05)
+
+
+def test_json_fields_from_a_fresh_cli() -> None:
+    rows = models_json("--hardware", "gb10", "--context", "8192", "--concurrency", "15")
+    for key in (
+        "model",
+        "precision",
+        "weights_gb",
+        "kv_bytes_per_token",
+        "total_gb",
+        "fits",
+        "max_concurrency",
+        "decode_tok_s",
+    ):
+        assert key in rows[0]
+
+
+def test_recommend_gb10_names_a_fitting_model() -> None:
+    result = CliRunner().invoke(
+        main,
+        ["recommend", "--hardware", "gb10", "--context", "8192", "--concurrency", "15", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    choice = json.loads(result.output)["choice"]
+    assert choice["fits"] and choice["total_gb"] <= choice["budget_gb"] * 0.9
+    assert choice["decode_tok_s"] >= 15
+    text = CliRunner().invoke(main, ["recommend", "--hardware", "gb10"]).output
+    assert choice["model"] in text and "tok/s" in text
+
+
+def test_recommend_too_big_explains() -> None:
+    result = CliRunner().invoke(
+        main, ["recommend", "--hardware", "rtx4090", "--context", "131072", "--concurrency", "64"]
+    )
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "Nothing in the catalog fits" in text
+    assert "KV cache for 64 x 131072 tokens needs" in text
+
+
+def test_unknown_hardware_is_a_clear_error() -> None:
+    result = CliRunner().invoke(main, ["models", "--hardware", "gb11"])
+    assert result.exit_code == 2
+    assert "gb10" in result.output  # lists what exists
+
+
+def test_docs_models_md_is_current() -> None:
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    assert committed == render_models_markdown(CATALOG), (
+        "docs/models.md is stale: run `saigen-vllm models --markdown > docs/models.md`"
+    )
+
+
+def test_provider_model_info_and_requirements_from_catalog() -> None:
+    from saigen_vllm.provider import VLLMProvider
+
+    provider = VLLMProvider({"model": "nvidia/Llama-3.1-8B-Instruct-FP8"})
+    info = provider.get_model_info()
+    assert info.context_window == 131072
+    req = provider.get_model_requirements()
+    assert req is not None
+    assert req["recommended_tensor_parallel"] == 1
+    fp8 = next(v for v in req["variants"] if v["precision"] == "fp8")
+    assert fp8["fits"] and fp8["weights_gb"] == pytest.approx(9.1, abs=0.1)
+    assert provider.get_model_requirements("not/a-model") is None
