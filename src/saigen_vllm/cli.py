@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -275,3 +276,86 @@ def recommend(
         console.print(
             "Also good: " + ", ".join(f"{a.model} {a.precision}" for a in result.alternatives)
         )
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="A saigen config YAML: every vLLM entry of llm_providers is checked.",
+)
+@click.option("--base-url", help="Server to check (default: SAIGEN_VLLM_BASE_URL or localhost).")
+@click.option("--model", help="Model the server should serve.")
+@click.option("--api-key", help="Key for the server (prefer SAIGEN_VLLM_API_KEY: argv is visible).")
+@click.option("--hardware", help="Hardware profile for the probe's roofline (default: detected).")
+@click.option("--probe", is_flag=True, help="Also run a short real generation (slow).")
+@click.option("--check", "check_ids", multiple=True, help="Run only this check id or group.")
+@click.option("--list-checks", is_flag=True, help="List the checks and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/doctor.md).")
+@click.option("-v", "--verbose", is_flag=True, help="Show each check's details.")
+def doctor(
+    config_path: Path | None,
+    base_url: str | None,
+    model: str | None,
+    api_key: str | None,
+    hardware: str | None,
+    probe: bool,
+    check_ids: tuple[str, ...],
+    list_checks: bool,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Diagnose the chain: plugin, host, configuration, server, model, hardware.
+
+    Exit status: 0 nothing failed, 1 a check failed, 2 the doctor itself could not run.
+    """
+    import asyncio
+
+    from .doctor import DoctorCannotRun, DoctorOptions, run_doctor
+    from .doctor import list_checks as known_checks
+
+    if list_checks:
+        for check_id, title, slow in known_checks():
+            click.echo(f"{check_id:20} {title}{' (slow)' if slow else ''}")
+        return
+    options = DoctorOptions(
+        config_path=config_path,
+        base_url=base_url,
+        model=model,
+        api_key=api_key,
+        hardware=hardware,
+        probe=probe,
+    )
+    progress = None
+    if not as_json and sys.stderr.isatty():
+        from rich.console import Console
+
+        progress = Console(stderr=True).status("checking…")
+        progress.start()
+
+    def on_check(check: Any) -> None:
+        if progress is not None:
+            progress.update(f"checking {check.id}{' (slow)' if check.slow else ''}…")
+
+    try:
+        report = asyncio.run(run_doctor(options, list(check_ids), on_check))
+    except KeyError as exc:
+        raise click.UsageError(str(exc.args[0])) from None
+    except DoctorCannotRun as exc:
+        click.echo(f"doctor could not run: {exc}", err=True)
+        sys.exit(2)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if as_json:
+        click.echo(report.to_json())
+    else:
+        from rich.console import Console
+
+        from .doctor.render import render_text
+
+        console = Console(highlight=False)
+        for line in render_text(report, verbose):
+            console.print(line)
+    sys.exit(report.exit_code)

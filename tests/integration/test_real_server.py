@@ -130,7 +130,7 @@ def test_servers_own_context_length_400_is_classified(vllm: RunningServer) -> No
                 vllm.base_url,
                 model=vllm.model,
                 messages=MESSAGES,
-                max_tokens=5000,
+                max_tokens=vllm.max_model_len + 1000,
                 temperature=0.0,
             )
         except Exception as exc:
@@ -147,16 +147,17 @@ def test_servers_own_context_length_400_is_classified(vllm: RunningServer) -> No
 
 
 def test_oversized_max_tokens_is_clamped_and_succeeds(vllm: RunningServer) -> None:
-    provider = VLLMProvider(vllm.config(max_tokens=5000))
+    too_many = vllm.max_model_len + 1000
+    provider = VLLMProvider(vllm.config(max_tokens=too_many))
     response = run(lambda: provider.complete(MESSAGES))
     meta = response.metadata
-    assert meta["max_tokens_clamped_from"] == 5000
+    assert meta["max_tokens_clamped_from"] == too_many
     assert meta["max_tokens"] == vllm.max_model_len - meta["prompt_tokens"]
 
 
 def test_prompt_that_cannot_fit_is_not_sent(vllm: RunningServer) -> None:
     provider = VLLMProvider(vllm.config())
-    huge = [{"role": "user", "content": "nginx redis postgresql " * 1500}]
+    huge = [{"role": "user", "content": "nginx redis postgresql " * (vllm.max_model_len // 2)}]
 
     async def go() -> tuple[float, float, ContextLengthExceeded]:
         before = (await provider.client.transport.metrics(vllm.base_url)).prompt_tokens_total

