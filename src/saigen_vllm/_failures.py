@@ -19,7 +19,7 @@ from typing import Any
 
 from ._host import LLMProviderError
 from ._redact import redact_url
-from ._transport import StreamBroken
+from ._transport import NoResponseHeaders, StreamBroken
 from .errors import (
     BadRequest,
     ContextLengthExceeded,
@@ -302,6 +302,17 @@ def classify(
         )
     if isinstance(exc, LLMProviderError):
         return Failure(FailureKind.UNKNOWN, exc)
+    if isinstance(exc, NoResponseHeaders):
+        return Failure(
+            FailureKind.STALL,
+            ServerUnreachable(
+                f"vLLM at {where} accepted the request but did not start answering within "
+                "headers_timeout: the server is hung. Fix: check its log (`saigen-vllm doctor`), "
+                "or raise `headers_timeout`."
+            ),
+            next_endpoint=True,
+            trips_circuit=True,
+        )
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return Failure(
             FailureKind.DEADLINE,

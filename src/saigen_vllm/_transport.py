@@ -77,6 +77,13 @@ class StreamBroken(Exception):
     """The stream ended before the server said why it stopped (no finish_reason, no [DONE])."""
 
 
+class NoResponseHeaders(Exception):
+    """The server accepted the request but sent no response headers within headers_timeout.
+
+    vLLM answers a streamed request with headers as soon as the prompt is tokenized, before the
+    request is scheduled, so silence here means a hung server, never a long queue."""
+
+
 def server_root(endpoint: str) -> str:
     """``http://h:8000/v1`` -> ``http://h:8000``: where /health, /version, /metrics live."""
     return endpoint[: -len("/v1")] if endpoint.endswith("/v1") else endpoint
@@ -193,9 +200,14 @@ class Transport:
             request["response_format"] = response_format
         if self._settings.extra_body:
             request["extra_body"] = dict(self._settings.extra_body)
-        stream = cast(
-            "AsyncStream[ChatCompletionChunk]", await client.chat.completions.create(**request)
-        )
+        try:
+            created = await asyncio.wait_for(
+                client.chat.completions.create(**request), timeout=self._settings.headers_timeout
+            )
+        except asyncio.TimeoutError:
+            timeout = self._settings.headers_timeout
+            raise NoResponseHeaders(f"no response within {timeout}s") from None
+        stream = cast("AsyncStream[ChatCompletionChunk]", created)
         parts: list[str] = []
         finish_reason: str | None = None
         request_id: str | None = None

@@ -42,6 +42,7 @@ FIXES: dict[str, str] = {
     "timeout": "give the seconds one generation may take, a number above 0, e.g. 600",
     "connect_timeout": "give the seconds to wait for a connection, above 0 and at most `timeout`",
     "stall_timeout": "give the seconds a stream may stay silent, above 0, e.g. 90",
+    "headers_timeout": "give the seconds until vLLM starts its answer, above 0, e.g. 10",
     "max_retries": "use a whole number from 0 to 10",
     "retry_max_delay": "give the total seconds retries may wait, 0 or more, e.g. 30",
     "circuit_failure_threshold": "use a whole number of failures from 1 up, e.g. 3",
@@ -90,6 +91,9 @@ class VLLMSettings(BaseSettings):
     max_tokens: int = Field(4096, ge=1, le=1_048_576)
     timeout: float = Field(600.0, gt=0, description="seconds one generation may take")
     connect_timeout: float = Field(3.0, gt=0, description="seconds to establish a connection")
+    headers_timeout: float = Field(
+        10.0, gt=0, description="seconds until the server starts answering a generation"
+    )
     stall_timeout: float = Field(90.0, gt=0, description="seconds a stream may send nothing")
     max_retries: int = Field(1, ge=0, le=10, description="retries of a transient failure")
     retry_max_delay: float = Field(30.0, ge=0, description="total seconds retries may wait")

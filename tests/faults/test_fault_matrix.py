@@ -53,6 +53,7 @@ CHAT = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "saidata for nginx"}]
 FAST = {
     "connect_timeout": 0.5,
+    "headers_timeout": 0.4,
     "stall_timeout": 0.6,
     "timeout": 5,
     "max_retries": 1,
@@ -126,12 +127,12 @@ def test_reset_then_ok_succeeds_with_retry_stats(fault_server: FaultServer) -> N
     assert fault_server.count(CHAT) == 2
 
 
-def test_silent_server_gives_up_within_stall_timeout(fault_server: FaultServer) -> None:
+def test_silent_server_gives_up_within_headers_timeout(fault_server: FaultServer) -> None:
     fault_server.script_chat(Silent())
     error, elapsed = fails(make(fault_server.base_url), ConnectionError)
-    assert "stall_timeout" in str(error)
+    assert "headers_timeout" in str(error)
     assert fault_server.count(CHAT) == 1
-    assert elapsed < FAST["stall_timeout"] + 1.5
+    assert elapsed < FAST["headers_timeout"] + 1.0
 
 
 def test_headers_then_stall(fault_server: FaultServer) -> None:
@@ -380,7 +381,7 @@ def test_second_endpoint_serves_after_silent_first() -> None:
         provider = make(silent.base_url, endpoints=[good.base_url])
         response, elapsed = run(provider)
     assert response.metadata["endpoint"] == good.base_url
-    assert elapsed < FAST["stall_timeout"] + 1.5
+    assert elapsed < FAST["headers_timeout"] + 1.5
     assert silent.count(CHAT) == 1 and good.count(CHAT) == 1
 
 

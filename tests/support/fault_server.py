@@ -224,8 +224,8 @@ class FaultServer:
                 keep_open = await self._respond(request, writer)
                 if not keep_open:
                     return
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return  # a client went away, or the server is shutting down
         finally:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
