@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from importlib.resources import files
 from pathlib import Path
 
 import jsonschema

@@ -95,51 +95,40 @@ def test_unknown_model_names_it_and_the_served_ones(vllm: RunningServer) -> None
     assert info.value.served == [vllm.model]
 
 
-def test_servers_own_404_for_unknown_model_is_classified(vllm: RunningServer) -> None:
-    settings = load_settings(vllm.config())
-    transport = Transport(settings)
+def raw_chat_error(vllm: RunningServer, *, model: str, max_tokens: int) -> BaseException:
+    """Send one request straight through the transport (no planning, no clamping) and return
+    the exception the real server's answer raised."""
+    transport = Transport(load_settings(vllm.config()))
 
     async def go() -> BaseException:
         try:
             await transport.chat(
                 vllm.base_url,
-                model="no-such-model",
+                model=model,
                 messages=MESSAGES,
-                max_tokens=8,
+                max_tokens=max_tokens,
                 temperature=0.0,
             )
         except Exception as exc:
             return exc
         finally:
             await transport.aclose()
-        raise AssertionError("the server accepted an unknown model")
+        raise AssertionError(f"the server accepted model={model!r} max_tokens={max_tokens}")
 
-    failure = classify(run(go), endpoint=vllm.base_url, model="no-such-model")
+    return run(go)
+
+
+def test_servers_own_404_for_unknown_model_is_classified(vllm: RunningServer) -> None:
+    error = raw_chat_error(vllm, model="no-such-model", max_tokens=8)
+    failure = classify(error, endpoint=vllm.base_url, model="no-such-model")
     assert isinstance(failure.error, ModelNotServed)
     assert "no-such-model" in str(failure.error)
     assert not failure.transient
 
 
 def test_servers_own_context_length_400_is_classified(vllm: RunningServer) -> None:
-    settings = load_settings(vllm.config())
-    transport = Transport(settings)
-
-    async def go() -> BaseException:
-        try:
-            await transport.chat(
-                vllm.base_url,
-                model=vllm.model,
-                messages=MESSAGES,
-                max_tokens=vllm.max_model_len + 1000,
-                temperature=0.0,
-            )
-        except Exception as exc:
-            return exc
-        finally:
-            await transport.aclose()
-        raise AssertionError("the server accepted max_tokens > max_model_len")
-
-    failure = classify(run(go), endpoint=vllm.base_url)
+    error = raw_chat_error(vllm, model=vllm.model, max_tokens=vllm.max_model_len + 1000)
+    failure = classify(error, endpoint=vllm.base_url)
     assert isinstance(failure.error, ContextLengthExceeded), failure
     assert isinstance(failure.error, ConfigurationError)  # the host never retries these
     assert failure.status_code == 400
