@@ -15,15 +15,8 @@ import pytest
 
 from tests.support.fault_server import closed_port
 
-SCHEMA = json.loads(
-    (
-        Path(__file__).resolve().parents[1]
-        / "src"
-        / "saigen_vllm"
-        / "doctor"
-        / "report.schema.json"
-    ).read_text()
-)
+# the schema as shipped in the installed package
+SCHEMA = json.loads(files("saigen_vllm.doctor").joinpath("report.schema.json").read_text())
 
 
 def doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
