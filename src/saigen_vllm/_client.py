@@ -205,8 +205,11 @@ class ResilientClient:
                 has_key=self.settings.api_key is not None,
                 timeout=self.settings.timeout,
             )
-            if failure.kind is FailureKind.MODEL_NOT_FOUND:
-                self._served.pop(endpoint, None)
+            if failure.trips_circuit or failure.kind in (
+                FailureKind.MODEL_NOT_FOUND,
+                FailureKind.CONTEXT_LENGTH,
+            ):
+                self._served.pop(endpoint, None)  # the server may come back with other facts
             if failure.error is not exc:
                 failure.error.__cause__ = exc
             raise AttemptFailed(failure) from exc

@@ -45,6 +45,7 @@ from tests.support.fault_server import (
     Silent,
     StallMidStream,
     Status,
+    Truncate,
     closed_port,
     models_reply,
 )
@@ -98,10 +99,36 @@ def test_ok_baseline(fault_server: FaultServer) -> None:
 
 def test_connect_refused_fails_fast_and_once() -> None:
     provider = make(f"http://127.0.0.1:{closed_port()}/v1")
+    events: list[Any] = []
+    provider.hooks.register_all(events.append)
     error, elapsed = fails(provider, ConnectionError)
     assert isinstance(error, ServerUnreachable)
     assert "Cannot connect" in str(error) and "saigen-vllm serve" in str(error)
     assert elapsed < 1.0
+    (failed,) = [e for e in events if e.name == "on_endpoint_failed"]
+    assert failed.attempts == 1  # refused is certain: no second attempt inside this call
+    assert not [e for e in events if e.name == "on_retry"]
+
+
+def test_truncated_body_is_retried_then_a_connection_error(fault_server: FaultServer) -> None:
+    fault_server.script("/v1/models", Truncate(), Truncate())
+    error, _ = fails(make(fault_server.base_url), ConnectionError)
+    assert "broke" in str(error)
+    assert fault_server.count("/v1/models") == 2
+    assert fault_server.count(CHAT) == 0
+
+
+def test_server_restarted_with_a_smaller_context_is_relearned(fault_server: FaultServer) -> None:
+    provider = make(fault_server.base_url, max_tokens=3000)
+    run(provider)
+    fault_server.script_chat(
+        Status(400, message="This model's maximum context length is 2048 tokens.")
+    )
+    fails(provider, ConfigurationError)
+    fault_server.script("/v1/models", models_reply(max_model_len=2048))
+    fault_server.tokenize_count = 100
+    response, _ = run(provider)
+    assert response.metadata["max_tokens"] == 2048 - 100
 
 
 def test_connect_timeout_gives_up_within_connect_timeout() -> None:
