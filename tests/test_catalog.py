@@ -247,3 +247,10 @@ def test_provider_model_info_and_requirements_from_catalog() -> None:
     fp8 = next(v for v in req["variants"] if v["precision"] == "fp8")
     assert fp8["fits"] and fp8["weights_gb"] == pytest.approx(9.1, abs=0.1)
     assert provider.get_model_requirements("not/a-model") is None
+
+
+def test_precision_of_a_served_repo() -> None:
+    llama = CATALOG.model("meta-llama/Llama-3.1-8B-Instruct")
+    assert llama.precision_of("nvidia/Llama-3.1-8B-Instruct-FP8") == "fp8"
+    assert llama.precision_of("meta-llama/Llama-3.1-8B-Instruct") == "bf16"
+    assert CATALOG.model("openai/gpt-oss-20b").precision_of("openai/gpt-oss-20b") == "mxfp4"

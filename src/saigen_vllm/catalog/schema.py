@@ -81,6 +81,14 @@ class ModelSpec(_Strict):
         )
         return [base, *self.variants]
 
+    def precision_of(self, repo: str) -> str:
+        """The format of the variant published as ``repo`` (the native one for the base repo or
+        a name the catalog does not list, such as a served alias)."""
+        for item in self.all_variants():
+            if item.repo.lower() == repo.lower():
+                return item.format
+        return self.native_precision
+
     def variant(self, precision: str) -> Variant | None:
         for item in self.all_variants():
             if item.format == precision:

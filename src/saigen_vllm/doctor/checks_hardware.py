@@ -70,17 +70,13 @@ async def memory(ctx: DoctorContext) -> CheckResult:
     catalog = load_catalog()
     needs = []
     for target in ctx.valid_targets():
-        assert target.settings is not None
-        name = target.settings.model or next((f.model for f in ctx.facts.values() if f.model), None)
+        name = ctx.model_name(target)
         spec = catalog.find_model(name) if name else None
-        if spec is None or name is None:
-            continue
-        variant = next((v for v in spec.all_variants() if v.repo.lower() == name.lower()), None)
-        precision = variant.format if variant else spec.native_precision
-        needs.append((name, weights_gb(spec, precision) * GB, target.settings))
+        if spec is not None and name is not None:
+            needs.append((name, weights_gb(spec, spec.precision_of(name)) * GB))
     hint = None
     status = Status.OK
-    for name, weight_bytes, _settings in needs:
+    for name, weight_bytes in needs:
         details[f"weights_gb[{name}]"] = round(weight_bytes / 1e9, 1)
         serving_here = any(f.reachable for f in ctx.facts.values())
         if available is not None and weight_bytes > available and not serving_here:
@@ -113,8 +109,7 @@ async def hf_token(ctx: DoctorContext) -> CheckResult:
     catalog = load_catalog()
     gated = []
     for target in ctx.valid_targets():
-        assert target.settings is not None
-        name = target.settings.model or next((f.model for f in ctx.facts.values() if f.model), None)
+        name = ctx.model_name(target)
         spec = catalog.find_model(name) if name else None
         if spec is not None and spec.gated and name is not None and name.lower() == spec.id.lower():
             gated.append(spec.id)

@@ -363,10 +363,7 @@ async def probe(ctx: DoctorContext) -> list[CheckResult]:
         spec = catalog.find_model(facts.model)
         hardware = ctx.options.hardware or (ctx.machine.profile_name if ctx.machine else None)
         if spec is not None and hardware and rate:
-            variant = next(
-                (v for v in spec.all_variants() if v.repo.lower() == facts.model.lower()), None
-            )
-            precision = variant.format if variant else spec.native_precision
+            precision = spec.precision_of(facts.model)
             ceiling = decode_roofline(spec, precision, catalog.hardware(hardware))
             details.update(
                 roofline_tok_s=round(ceiling, 1),

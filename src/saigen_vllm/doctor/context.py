@@ -98,6 +98,17 @@ class DoctorContext:
             self.transports[key] = Transport(settings)
         return self.transports[key]
 
+    def model_name(self, target: Target) -> str | None:
+        """The configured model, else the one a server of this target was found serving."""
+        assert target.settings is not None
+        if target.settings.model:
+            return target.settings.model
+        for url in target.settings.endpoint_urls:
+            found = self.facts.get(url)
+            if found is not None and found.model:
+                return found.model
+        return None
+
     def secrets(self) -> list[str]:
         found = [self.options.api_key or ""]
         for target in self.valid_targets():
