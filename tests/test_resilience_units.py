@@ -147,3 +147,16 @@ def test_failing_hook_is_logged_and_others_still_run(caplog: pytest.LogCaptureFi
 def test_unknown_hook_name() -> None:
     with pytest.raises(ValueError, match="on_retry"):
         Hooks().register("on_nothing", print)
+
+
+def test_unresolvable_host_is_named_as_such() -> None:
+    import httpx
+
+    from saigen_vllm._failures import classify
+
+    error = httpx.ConnectError("[Errno -2] Name or service not known")
+    failure = classify(error, endpoint="http://gb10.invalid:8000/v1")
+    assert failure.kind is FailureKind.UNKNOWN_HOST
+    assert "does not resolve" in str(failure.error) and "base_url" in str(failure.error)
+    refused = classify(httpx.ConnectError("[Errno 111] Connection refused"), endpoint="http://h/v1")
+    assert refused.kind is FailureKind.CONNECT_REFUSED

@@ -37,6 +37,7 @@ from .errors import (
 
 class FailureKind(str, enum.Enum):
     CONNECT_REFUSED = "connect_refused"
+    UNKNOWN_HOST = "unknown_host"
     CONNECT_TIMEOUT = "connect_timeout"
     RESET = "reset"
     STALL = "stall"
@@ -124,6 +125,20 @@ def parse_retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+_RESOLUTION_WORDS = (
+    "name or service not known",
+    "nodename nor servname",
+    "temporary failure in name resolution",
+    "no address associated",
+    "getaddrinfo failed",
+)
+
+
+def _is_name_resolution(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(words in text for words in _RESOLUTION_WORDS)
+
+
 def _transport_failure(exc: BaseException, endpoint: str) -> Failure | None:
     import httpx
 
@@ -134,6 +149,16 @@ def _transport_failure(exc: BaseException, endpoint: str) -> Failure | None:
             ServerUnreachable(
                 f"vLLM at {where} did not accept a connection within connect_timeout. "
                 "Fix: check the host is up and reachable, or raise `connect_timeout`."
+            ),
+            next_endpoint=True,
+            trips_circuit=True,
+        )
+    if isinstance(exc, httpx.ConnectError) and _is_name_resolution(exc):
+        return Failure(
+            FailureKind.UNKNOWN_HOST,
+            ServerUnreachable(
+                f"The host name in {where} does not resolve ({exc}). Fix: correct `base_url`, "
+                "or use the server's IP address."
             ),
             next_endpoint=True,
             trips_circuit=True,
