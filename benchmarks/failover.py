@@ -44,15 +44,18 @@ class UpstreamProvider:
     def __init__(self, base_url: str, scale: float) -> None:
         from openai import AsyncOpenAI
 
-        self.client = AsyncOpenAI(api_key="not-needed", base_url=base_url,
-                                  timeout=120 * scale, max_retries=2)
+        self.client = AsyncOpenAI(
+            api_key="not-needed", base_url=base_url, timeout=120 * scale, max_retries=2
+        )
 
     async def generate(self) -> Any:
         import openai
 
         try:
             return await self.client.chat.completions.create(
-                model="fault-model", messages=MESSAGES, max_tokens=64  # type: ignore[arg-type]
+                model="fault-model",
+                messages=MESSAGES,
+                max_tokens=64,  # type: ignore[arg-type]
             )
         except openai.APIConnectionError as exc:
             raise _host.ConnectionError(str(exc)) from exc
@@ -62,12 +65,17 @@ class UpstreamProvider:
 
 class Ours:
     def __init__(self, base_url: str, scale: float, endpoints: list[str] | None = None) -> None:
-        self.provider = VLLMProvider({
-            "base_url": base_url, "endpoints": endpoints or [],
-            "connect_timeout": 3 * scale, "headers_timeout": 10 * scale,
-            "stall_timeout": 90 * scale, "timeout": 600 * scale,
-            "retry_max_delay": 30 * scale,
-        })
+        self.provider = VLLMProvider(
+            {
+                "base_url": base_url,
+                "endpoints": endpoints or [],
+                "connect_timeout": 3 * scale,
+                "headers_timeout": 10 * scale,
+                "stall_timeout": 90 * scale,
+                "timeout": 600 * scale,
+                "retry_max_delay": 30 * scale,
+            }
+        )
 
     async def generate(self) -> Any:
         return await self.provider.complete(MESSAGES)
@@ -126,11 +134,16 @@ def scenario(name: str, good: FaultServer, scale: float) -> list[tuple[str, floa
         bad_url = bad_server.base_url
     try:
         return [
-            (f"{name}: host sees the failure",
-             timed("ours", bad_url, None, scale), timed("upstream", bad_url, None, scale)),
-            (f"{name}: success on the 2nd endpoint",
-             timed("ours", bad_url, good.base_url, scale),
-             timed("upstream", bad_url, good.base_url, scale)),
+            (
+                f"{name}: host sees the failure",
+                timed("ours", bad_url, None, scale),
+                timed("upstream", bad_url, None, scale),
+            ),
+            (
+                f"{name}: success on the 2nd endpoint",
+                timed("ours", bad_url, good.base_url, scale),
+                timed("upstream", bad_url, good.base_url, scale),
+            ),
         ]
     finally:
         if bad_server is not None:
@@ -154,8 +167,10 @@ def main() -> None:
     scale = args.scale
     scale_sdk_backoff(scale)
     print(f"timeouts and host waits x {scale:g}; projected = measured / {scale:g}")
-    print(f"{'case':42} {'saigen-vllm':>12} {'upstream':>10} {'ratio':>7} "
-          f"{'proj. ours':>11} {'proj. upstream':>15}")
+    print(
+        f"{'case':42} {'saigen-vllm':>12} {'upstream':>10} {'ratio':>7} "
+        f"{'proj. ours':>11} {'proj. upstream':>15}"
+    )
     with FaultServer() as good:
         good.script_chat(*[Ok() for _ in range(50)])
         # warm-up: the first call of each design pays one-off imports and client set-up
@@ -163,8 +178,10 @@ def main() -> None:
         timed("upstream", good.base_url, good.base_url, scale)
         for name in ("refused", "silent", "stalled stream"):
             for case, t_ours, t_up in scenario(name, good, scale):
-                print(f"{case:42} {t_ours:11.3f}s {t_up:9.3f}s {t_up / t_ours:6.1f}x "
-                      f"{t_ours / scale:10.0f}s {t_up / scale:14.0f}s")
+                print(
+                    f"{case:42} {t_ours:11.3f}s {t_up:9.3f}s {t_up / t_ours:6.1f}x "
+                    f"{t_ours / scale:10.0f}s {t_up / scale:14.0f}s"
+                )
 
 
 if __name__ == "__main__":
