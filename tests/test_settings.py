@@ -122,3 +122,11 @@ def test_host_keys_ignored_unknown_keys_warned(caplog: pytest.LogCaptureFixture)
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 1
     assert "`modle`" in messages[0]
+
+
+def test_blank_key_and_model_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAIGEN_VLLM_API_KEY", "")
+    monkeypatch.setenv("SAIGEN_VLLM_MODEL", "  ")
+    settings = load_settings({})
+    assert settings.api_key is None and settings.model is None
+    assert load_settings({"api_key": "  "}).api_key is None

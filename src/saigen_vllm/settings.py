@@ -130,9 +130,9 @@ class VLLMSettings(BaseSettings):
     def _check_endpoints(cls, value: list[str]) -> list[str]:
         return [_normalize_url(item) for item in value]
 
-    @field_validator("model", mode="before")
+    @field_validator("model", "api_key", mode="before")
     @classmethod
-    def _check_model(cls, value: Any) -> Any:
+    def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = value.strip()
             if not value:

@@ -266,3 +266,35 @@ def test_concurrent_requests_are_batched(vllm: RunningServer) -> None:
     results, _ = run(go)
     assert len({r.metadata["request_id"] for r in results}) == 8
     assert all(r.metadata["completion_tokens"] == REPLY_TOKENS for r in results)
+
+
+def test_documented_example_generates_against_the_server(vllm: RunningServer) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAIGEN_VLLM_")}
+    env.update(
+        SAIGEN_VLLM_API_KEY=vllm.api_key,
+        SAIGEN_VLLM_EXTRA_BODY='{"min_tokens": 8}',
+        SAIGEN_VLLM_TEMPERATURE="0",
+        SAIGEN_VLLM_MAX_TOKENS="64",
+    )
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "generate_one.py"), "redis",
+         "--base-url", vllm.base_url],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
+    assert f"# {vllm.model}: " in out.stderr and f" + {REPLY_TOKENS} completion tokens" in out.stderr
+    assert vllm.api_key not in out.stdout + out.stderr
+    missing_key = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "generate_one.py"), "redis",
+         "--base-url", vllm.base_url],
+        capture_output=True, text=True, env={**env, "SAIGEN_VLLM_API_KEY": ""}, timeout=120,
+    )
+    assert missing_key.returncode == 1
+    assert "requires an API key" in missing_key.stderr and "Traceback" not in missing_key.stderr
