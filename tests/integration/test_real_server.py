@@ -283,18 +283,36 @@ def test_documented_example_generates_against_the_server(vllm: RunningServer) ->
         SAIGEN_VLLM_MAX_TOKENS="64",
     )
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "generate_one.py"), "redis",
-         "--base-url", vllm.base_url],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "examples" / "generate_one.py"),
+            "redis",
+            "--base-url",
+            vllm.base_url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
-    assert f"# {vllm.model}: " in out.stderr and f" + {REPLY_TOKENS} completion tokens" in out.stderr
+    assert (
+        f"# {vllm.model}: " in out.stderr and f" + {REPLY_TOKENS} completion tokens" in out.stderr
+    )
     assert vllm.api_key not in out.stdout + out.stderr
     missing_key = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "generate_one.py"), "redis",
-         "--base-url", vllm.base_url],
-        capture_output=True, text=True, env={**env, "SAIGEN_VLLM_API_KEY": ""}, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "examples" / "generate_one.py"),
+            "redis",
+            "--base-url",
+            vllm.base_url,
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "SAIGEN_VLLM_API_KEY": ""},
+        timeout=120,
     )
     assert missing_key.returncode == 1
     assert "requires an API key" in missing_key.stderr and "Traceback" not in missing_key.stderr
