@@ -53,7 +53,7 @@ class FailureKind(str, enum.Enum):
     UNAUTHORIZED = "unauthorized"  # 401/403
     STREAM_ERROR = "stream_error"  # in-band SSE error after a 200
     MALFORMED = "malformed"  # unparsable body or event
-    EMPTY = "empty"
+    INVALID_REPLY = "invalid_reply"  # empty, not JSON when JSON was asked, abnormal stop
     TRUNCATED = "truncated"  # finish_reason == "length"
     DEADLINE = "deadline"  # the whole generation took longer than `timeout`
     UNKNOWN = "unknown"
@@ -316,7 +316,7 @@ def classify(
     if isinstance(exc, TruncatedOutput):
         return Failure(FailureKind.TRUNCATED, exc)
     if isinstance(exc, InvalidReply):
-        return Failure(FailureKind.EMPTY, exc, transient=True)
+        return Failure(FailureKind.INVALID_REPLY, exc, transient=True)
     if isinstance(exc, (ModelNotServed, ContextLengthExceeded)):
         return Failure(
             FailureKind.MODEL_NOT_FOUND

@@ -372,6 +372,12 @@ def require_content(
         raise InvalidReply(
             f"vLLM returned an empty reply (finish_reason={completion.finish_reason!r})."
         )
+    if completion.finish_reason != "stop":  # e.g. "abort": the engine dropped the request
+        raise InvalidReply(
+            f"vLLM ended the reply with finish_reason={completion.finish_reason!r} after "
+            f"{completion.completion_tokens or '?'} tokens, not a normal stop: it may be "
+            "incomplete and was not returned."
+        )
     if expect_json and not _parses_as_json(completion.content):
         raise InvalidReply(
             "vLLM was asked for JSON but the reply does not parse as JSON "

@@ -320,6 +320,13 @@ def test_truncated_output_never_returned(fault_server: FaultServer) -> None:
     assert fault_server.count(CHAT) == 1
 
 
+def test_aborted_reply_is_not_success(fault_server: FaultServer) -> None:
+    fault_server.script_chat(Ok(finish_reason="abort"), Ok(finish_reason="abort"))
+    error, _ = fails(make(fault_server.base_url), GenerationError)
+    assert isinstance(error, InvalidReply) and "'abort'" in str(error)
+    assert fault_server.count(CHAT) == 2  # retried once: an abort can be a preempted request
+
+
 def test_json_requested_but_unparsable(fault_server: FaultServer) -> None:
     fault_server.script_chat(Ok(content='{"name": "ngi'), Ok(content='{"name": "ngi'))
     error, _ = fails(
