@@ -21,6 +21,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             "SAIGEN_VLLM_TEST_SERVER_KEY",
             "SAIGEN_VLLM_TEST_CACHE",
             "SAIGEN_VLLM_TEST_PYTHON",
+            "SAIGEN_VLLM_HOST_SOURCE",
+            "SAIGEN_VLLM_HOST_PYTHON",
         ):
             monkeypatch.delenv(name)
     monkeypatch.delenv("VLLM_API_KEY", raising=False)

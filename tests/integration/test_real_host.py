@@ -1,0 +1,75 @@
+"""The provider inside the real saigen (opt-in: saigen is not on the package index).
+
+Set SAIGEN_VLLM_HOST_SOURCE to a sai-suite checkout (the folder holding `saigen/`) and
+SAIGEN_VLLM_HOST_PYTHON to a Python >= 3.12 environment with saigen's dependencies and this
+package installed; the test then renders saigen's own templates and generates through them against
+the real vLLM test server, with saigen's own classes and exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+
+import pytest
+
+from tests.integration.conftest import RunningServer
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(
+        not (
+            os.environ.get("SAIGEN_VLLM_HOST_SOURCE") and os.environ.get("SAIGEN_VLLM_HOST_PYTHON")
+        ),
+        reason="set SAIGEN_VLLM_HOST_SOURCE and SAIGEN_VLLM_HOST_PYTHON to run against real saigen",
+    ),
+]
+
+SCRIPT = """
+import asyncio, json, sys
+from saigen.llm.providers.base import BaseLLMProvider, LLMResponse, ConnectionError as HostConnectionError
+from saigen.models.generation import GenerationContext
+from saigen_vllm.provider import VLLMProvider
+from saigen_vllm._prompts import render_messages
+
+config = json.loads(sys.argv[1])
+provider = VLLMProvider(config)
+context = GenerationContext(software_name="nginx", target_providers=["apt", "brew"])
+template, messages = render_messages(context)
+response = asyncio.run(provider.generate_saidata(context))
+second = asyncio.run(provider.generate_saidata(context))
+try:
+    asyncio.run(VLLMProvider({**config, "base_url": "http://127.0.0.1:9/v1"}).generate_saidata(context))
+    refused = None
+except HostConnectionError as exc:
+    refused = type(exc).__name__
+print(json.dumps({
+    "subclass": issubclass(VLLMProvider, BaseLLMProvider),
+    "response_is_host_type": isinstance(response, LLMResponse),
+    "template": template, "prompt_chars": len(messages[1]["content"]),
+    "finish_reason": response.finish_reason, "metadata": response.metadata,
+    "same_across_loops": response.content == second.content, "refused": refused,
+}))
+"""
+
+
+def test_inside_real_saigen(vllm: RunningServer) -> None:
+    config = vllm.config(max_tokens=64)
+    out = subprocess.run(
+        [os.environ["SAIGEN_VLLM_HOST_PYTHON"], "-c", textwrap.dedent(SCRIPT), json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.environ["SAIGEN_VLLM_HOST_SOURCE"]},
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["subclass"] and report["response_is_host_type"]
+    assert report["template"] == "generation"
+    assert report["prompt_chars"] > 10_000  # saigen's own template, not the built-in one
+    assert report["finish_reason"] == "stop"
+    assert report["metadata"]["prompt_tokens_source"] == "server"
+    assert report["same_across_loops"] is True
+    assert report["refused"] == "ServerUnreachable"
