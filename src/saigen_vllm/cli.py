@@ -99,7 +99,7 @@ _KV_DTYPE = click.option(
 )
 
 
-def _catalog_or_exit() -> Any:
+def _catalog() -> Any:
     from .catalog import load_catalog
 
     return load_catalog()
@@ -159,7 +159,7 @@ def models(
     """Which catalog models fit HARDWARE at CONTEXT x CONCURRENCY, and how fast they decode."""
     from .catalog import UnknownName
 
-    catalog = _catalog_or_exit()
+    catalog = _catalog()
     if list_hardware:
         for profile in catalog.hardware_profiles:
             click.echo(
@@ -214,7 +214,7 @@ def recommend(
     from .catalog import UnknownName
     from .catalog.recommend import recommend as pick
 
-    catalog = _catalog_or_exit()
+    catalog = _catalog()
     try:
         profile = catalog.hardware(hardware)
     except UnknownName as exc:
@@ -446,7 +446,7 @@ def serve(
         systemd_unit,
     )
 
-    catalog = _catalog_or_exit()
+    catalog = _catalog()
     machine = None
     profile: str | None = hardware
     if hardware == "auto":
@@ -510,7 +510,7 @@ def serve(
                     "no NVIDIA GPU found (nvidia-smi). Run this on the GPU machine, "
                     "or pass --no-gpu-check for a CPU build of vLLM."
                 )
-        if plan.gated and not (os_env("HF_TOKEN") or os_env("HUGGING_FACE_HUB_TOKEN")):
+        if plan.gated and not (_env("HF_TOKEN") or _env("HUGGING_FACE_HUB_TOKEN")):
             raise CannotStart(
                 f"{plan.model} is gated: accept its licence on huggingface.co and "
                 "export HF_TOKEN=..., or choose a non-gated variant (--precision)"
@@ -531,7 +531,7 @@ def serve(
     sys.exit(code)
 
 
-def os_env(name: str) -> str | None:
+def _env(name: str) -> str | None:
     import os
 
     return os.environ.get(name) or None
@@ -550,7 +550,7 @@ def wait_ready_command(url: str, timeout: float, api_key: str | None) -> None:
 
     from .serve import wait_ready
 
-    ready, detail = asyncio.run(wait_ready(url, timeout, api_key or os_env("VLLM_API_KEY")))
+    ready, detail = asyncio.run(wait_ready(url, timeout, api_key or _env("VLLM_API_KEY")))
     if ready:
         click.echo(f"ready: {detail}")
         return
