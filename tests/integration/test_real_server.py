@@ -282,37 +282,25 @@ def test_documented_example_generates_against_the_server(vllm: RunningServer) ->
         SAIGEN_VLLM_TEMPERATURE="0",
         SAIGEN_VLLM_MAX_TOKENS="64",
     )
-    out = subprocess.run(
-        [
+
+    def example(**overrides: str) -> subprocess.CompletedProcess[str]:
+        command = [
             sys.executable,
             str(ROOT / "examples" / "generate_one.py"),
             "redis",
             "--base-url",
             vllm.base_url,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+        ]
+        return subprocess.run(
+            command, capture_output=True, text=True, env={**env, **overrides}, timeout=120
+        )
+
+    out = example()
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
-    assert (
-        f"# {vllm.model}: " in out.stderr and f" + {REPLY_TOKENS} completion tokens" in out.stderr
-    )
+    assert f"# {vllm.model}: " in out.stderr
+    assert f" + {REPLY_TOKENS} completion tokens" in out.stderr
     assert vllm.api_key not in out.stdout + out.stderr
-    missing_key = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "generate_one.py"),
-            "redis",
-            "--base-url",
-            vllm.base_url,
-        ],
-        capture_output=True,
-        text=True,
-        env={**env, "SAIGEN_VLLM_API_KEY": ""},
-        timeout=120,
-    )
+    missing_key = example(SAIGEN_VLLM_API_KEY="")
     assert missing_key.returncode == 1
     assert "requires an API key" in missing_key.stderr and "Traceback" not in missing_key.stderr
