@@ -258,7 +258,11 @@ def start_server(
             env=server_env(api_key),
             start_new_session=True,
         )
-    wait_ready(server, timeout)
+    try:
+        wait_ready(server, timeout)
+    except BaseException:  # a failed start, Ctrl-C or SIGTERM while waiting: leave nothing behind
+        server.stop()
+        raise
     server.start_seconds = time.monotonic() - started
     return server
 
@@ -292,7 +296,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "model":
         return 0
     key = os.environ.get(args.api_key_env) if args.api_key_env else None
-    server = start_server(api_key=key, port=args.port)
+
+    def stop_on_sigterm(_signum: int, _frame: object) -> None:
+        # the server runs in its own session: without this, `kill` (as .ci/run's trap sends)
+        # would end this wrapper and leave vLLM running
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        server = start_server(api_key=key, port=args.port)
+    except KeyboardInterrupt:
+        return 130  # start_server has stopped what it started
     print(f"serving {SERVED_MODEL_NAME} at {server.base_url} ({server.start_seconds:.1f}s)")
     try:
         assert server.process is not None
