@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from saigen_vllm._circuit import CircuitBreaker, CircuitState
 from saigen_vllm._failures import Failure, FailureKind, error_message, parse_retry_after
 from saigen_vllm._retrying import AttemptFailed, RetryPolicy, RetryStats
 from saigen_vllm.errors import ServerError
@@ -19,24 +18,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def test_circuit_opens_after_threshold_and_probes_once() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(failure_threshold=2, cooldown=10, clock=clock)
-    assert breaker.try_acquire() is CircuitState.CLOSED
-    assert breaker.record_failure() is False
-    assert breaker.record_failure() is True
-    assert breaker.try_acquire() is None
-    assert breaker.retry_in() == 10
-    clock.now = 10
-    assert breaker.try_acquire() is CircuitState.HALF_OPEN
-    assert breaker.try_acquire() is None  # one probe at a time
-    assert breaker.record_failure() is True  # a failed probe re-opens at once
-    clock.now = 20
-    assert breaker.try_acquire() is CircuitState.HALF_OPEN
-    assert breaker.record_success() is True
-    assert breaker.state is CircuitState.CLOSED and breaker.failures == 0
 
 
 @pytest.mark.parametrize(

@@ -1,23 +1,30 @@
-"""The resilient client: endpoints in order, a circuit per endpoint, one retry layer, hooks,
-served-model detection and context-length safety, around :class:`~saigen_vllm._transport.Transport`.
+"""The resilient client: a request's walk from the dispatcher to a finished completion.
 
-A request walks: pick the next endpoint whose circuit lets it through (half-open: probe ``/health``
-first) -> learn what it serves (cached) -> count the prompt -> clamp ``max_tokens`` -> stream the
-completion -> refuse truncated or empty output. Any failure is classified once
-(:mod:`saigen_vllm._failures`) and the classification alone decides what happens next.
+dispatcher (admission, choice of endpoint) -> endpoint's circuit (half-open: one ``/health``
+probe) -> plan (what the server serves, fetched single-flight; count the prompt only when a safe
+bound may not fit; clamp ``max_tokens``) -> stream under the endpoint's liveness watcher -> refuse
+truncated or empty output. Any failure is classified once (:mod:`saigen_vllm._failures`) and the
+classification alone decides what happens next: retry here (tenacity), another endpoint, give up.
+Finished requests go to the usage ledger and the ``on_usage`` hook.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._circuit import CircuitBreaker, CircuitState
+from ._circuit import Ticket
+from ._dispatch import Dispatcher
+from ._endpoint import Endpoint
 from ._failures import Failure, FailureKind, classify
+from ._liveness import Verdict
 from ._redact import redact_url
 from ._retrying import AttemptFailed, RetryPolicy, RetryStats
 from ._transport import Completion, ServedModel, Transport, require_content
+from ._usage import UsageLedger, append_to_log
 from .errors import CircuitOpen, ContextLengthExceeded, ModelNotServed
 from .hooks import (
     CircuitEvent,
@@ -26,6 +33,7 @@ from .hooks import (
     GiveUpEvent,
     Hooks,
     RetryEvent,
+    UsageEvent,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +45,10 @@ CHARS_PER_TOKEN_ESTIMATE = 3.0
 """Used only when the server cannot count tokens: 3 characters per token over-counts English
 and YAML (BPE tokenizers average about 4), so the clamp errs on the side of fitting."""
 MESSAGE_OVERHEAD_TOKENS = 8
+TEMPLATE_OVERHEAD_TOKENS = 256
+"""What a chat template may add around the messages (role markers, a default system text such as
+gpt-oss's): generous, since it only decides whether the server is asked to count."""
+TEMPLATE_OVERHEAD_PER_MESSAGE = 16
 
 
 @dataclass
@@ -65,6 +77,16 @@ class _Plan:
 def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
     chars = sum(len(message.get("content", "")) for message in messages)
     return int(chars / CHARS_PER_TOKEN_ESTIMATE) + MESSAGE_OVERHEAD_TOKENS * len(messages)
+
+
+def prompt_token_bound(messages: list[dict[str, str]]) -> int:
+    """A safe upper bound of the prompt's tokens without asking the server: a byte-level or
+    byte-fallback tokenizer never makes more tokens than the text has UTF-8 bytes."""
+    size = 0
+    for message in messages:
+        text = message.get("content", "")
+        size += len(text) if text.isascii() else len(text.encode("utf-8"))
+    return size + TEMPLATE_OVERHEAD_TOKENS + TEMPLATE_OVERHEAD_PER_MESSAGE * len(messages)
 
 
 def pick_model(configured: str | None, served: list[ServedModel], endpoint: str) -> ServedModel:
@@ -98,81 +120,98 @@ def pick_model(configured: str | None, served: list[ServedModel], endpoint: str)
 
 
 class ResilientClient:
-    def __init__(self, settings: VLLMSettings, hooks: Hooks, transport: Transport | None = None):
+    def __init__(
+        self,
+        settings: VLLMSettings,
+        hooks: Hooks,
+        transport: Transport | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.settings = settings
         self.hooks = hooks
         self.transport = transport or Transport(settings)
         self.policy = RetryPolicy(settings.max_retries, settings.retry_max_delay)
-        self.breakers = {
-            url: CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown)
-            for url in settings.endpoint_urls
-        }
-        self._served: dict[str, list[ServedModel]] = {}
+        self.endpoints = [
+            Endpoint(spec, settings, self.transport, on_verdict=self._verdict, clock=clock)
+            for spec in settings.endpoint_specs
+        ]
+        self.dispatcher = Dispatcher(self.endpoints, settings.routing_mode)
+        self.usage = UsageLedger()
+        self._clock = clock
 
     def __repr__(self) -> str:
-        return f"ResilientClient(endpoints={[redact_url(u) for u in self.breakers]!r})"
+        return f"ResilientClient(endpoints={[e.shown for e in self.endpoints]!r})"
+
+    def endpoint(self, url: str) -> Endpoint:
+        for endpoint in self.endpoints:
+            if endpoint.url == url:
+                return endpoint
+        raise KeyError(redact_url(url))
 
     # -- facts about a server, cached per endpoint ------------------------------------------
 
-    async def served_models(self, endpoint: str, *, refresh: bool = False) -> list[ServedModel]:
-        if refresh or endpoint not in self._served:
-            self._served[endpoint] = await self.transport.models(endpoint)
-        return self._served[endpoint]
+    async def served_models(self, url: str, *, refresh: bool = False) -> list[ServedModel]:
+        return await self.endpoint(url).served_models(refresh=refresh)
 
     def known_max_model_len(self) -> int | None:
         """``max_model_len`` of the configured model on the first endpoint that reported it."""
-        for served in self._served.values():
-            for item in served:
+        for endpoint in self.endpoints:
+            for item in endpoint.served or ():
                 if self.settings.model in (None, item.id) and item.max_model_len:
                     return item.max_model_len
         return None
 
-    async def _plan(self, endpoint: str, messages: list[dict[str, str]], max_tokens: int) -> _Plan:
+    async def _plan(
+        self, endpoint: Endpoint, messages: list[dict[str, str]], max_tokens: int
+    ) -> _Plan:
         try:
-            chosen = pick_model(self.settings.model, await self.served_models(endpoint), endpoint)
+            chosen = pick_model(self.settings.model, await endpoint.served_models(), endpoint.url)
         except ModelNotServed:
-            chosen = pick_model(
-                self.settings.model, await self.served_models(endpoint, refresh=True), endpoint
-            )
+            served = await endpoint.served_models(refresh=True)
+            chosen = pick_model(self.settings.model, served, endpoint.url)
         limit = chosen.max_model_len
+        if limit is None:
+            return _Plan(chosen.id, max_tokens, None, "none", None)
+        bound = prompt_token_bound(messages)
+        if bound + max_tokens <= limit:  # fits whatever the tokenizer: no need to count
+            return _Plan(chosen.id, max_tokens, bound, "bound", limit)
         counted: int | None = None
-        source = "none"
-        if limit is not None:
-            try:
-                counted = await self.transport.count_prompt_tokens(endpoint, chosen.id, messages)
-                source = "server" if counted is not None else "estimate"
-            except Exception as exc:  # tokenize is optional; fall back to the estimate
-                logger.debug("tokenize failed on %s: %s", redact_url(endpoint), exc)
-                source = "estimate"
-            if counted is None:
-                counted = estimate_prompt_tokens(messages)
-            room = limit - counted
-            if room <= 0:
-                raise ContextLengthExceeded(
-                    f"The prompt is {counted} tokens ({source} count) but model {chosen.id!r} at "
-                    f"{redact_url(endpoint)} has max_model_len={limit}: it cannot fit, so it "
-                    "was not sent. Fix: start the server with a larger --max-model-len (see "
-                    "`saigen-vllm models`), or use a model with a longer context.",
-                    prompt_tokens=counted,
-                    max_tokens=max_tokens,
-                    max_model_len=limit,
-                )
-            if max_tokens > room:
-                logger.info(
-                    "max_tokens %d clamped to %d: prompt %d + output must fit max_model_len %d",
-                    max_tokens,
-                    room,
-                    counted,
-                    limit,
-                )
-                max_tokens = room
+        source = "server"
+        try:
+            counted = await self.transport.count_prompt_tokens(endpoint.url, chosen.id, messages)
+        except Exception as exc:  # tokenize is optional; fall back to the estimate
+            logger.debug("tokenize failed on %s: %s", endpoint.shown, exc)
+        if counted is None:
+            counted = estimate_prompt_tokens(messages)
+            source = "estimate"
+        room = limit - counted
+        if room <= 0:
+            raise ContextLengthExceeded(
+                f"The prompt is {counted} tokens ({source} count) but model {chosen.id!r} at "
+                f"{endpoint.shown} has max_model_len={limit}: it cannot fit, so it "
+                "was not sent. Fix: start the server with a larger --max-model-len (see "
+                "`saigen-vllm models`), or use a model with a longer context.",
+                prompt_tokens=counted,
+                max_tokens=max_tokens,
+                max_model_len=limit,
+            )
+        if max_tokens > room:
+            logger.info(
+                "max_tokens %d clamped to %d: prompt %d + output must fit max_model_len %d",
+                max_tokens,
+                room,
+                counted,
+                limit,
+            )
+            max_tokens = room
         return _Plan(chosen.id, max_tokens, counted, source, limit)
 
     # -- one endpoint --------------------------------------------------------------------------
 
     async def _attempt(
         self,
-        endpoint: str,
+        endpoint: Endpoint,
         messages: list[dict[str, str]],
         max_tokens: int,
         response_format: dict[str, Any] | None,
@@ -183,13 +222,17 @@ class ResilientClient:
             plan = await self._plan(endpoint, messages, max_tokens)
             plans.append(plan)
             model = plan.model
-            completion = await self.transport.chat(
-                endpoint,
-                model=plan.model,
-                messages=messages,
-                max_tokens=plan.max_tokens,
-                temperature=self.settings.temperature,
-                response_format=response_format,
+            completion = await endpoint.liveness.watch(
+                self.transport.chat(
+                    endpoint.url,
+                    model=plan.model,
+                    messages=messages,
+                    max_tokens=plan.max_tokens,
+                    temperature=self.settings.temperature,
+                    response_format=response_format,
+                    on_chunk=endpoint.liveness.activity,
+                ),
+                deadline=self.settings.timeout,
             )
             return require_content(
                 completion,
@@ -200,7 +243,7 @@ class ResilientClient:
         except Exception as exc:
             failure = classify(
                 exc,
-                endpoint=endpoint,
+                endpoint=endpoint.url,
                 model=model,
                 has_key=self.settings.api_key is not None,
                 timeout=self.settings.timeout,
@@ -209,16 +252,21 @@ class ResilientClient:
                 FailureKind.MODEL_NOT_FOUND,
                 FailureKind.CONTEXT_LENGTH,
             ):
-                self._served.pop(endpoint, None)  # the server may come back with other facts
+                endpoint.forget()  # the server may come back with other facts
             if failure.error is not exc:
                 failure.error.__cause__ = exc
             raise AttemptFailed(failure) from exc
 
-    async def _probe(self, endpoint: str) -> bool:
-        try:
-            return await self.transport.health(endpoint) == 200
-        except Exception:
-            return False
+    async def _admit(self, endpoint: Endpoint) -> Ticket | None:
+        """A ticket through the endpoint's circuit; half-open runs its one /health probe."""
+        ticket = endpoint.breaker.ticket()
+        if ticket is not None:
+            return ticket
+        ticket, probed = await endpoint.breaker.probe(endpoint.healthy)
+        if probed:
+            name = "on_circuit_close" if ticket is not None else "on_circuit_open"
+            await self._circuit_event(endpoint, name)
+        return ticket
 
     # -- the whole walk ------------------------------------------------------------------------
 
@@ -231,64 +279,62 @@ class ResilientClient:
     ) -> GenerationResult:
         requested = max_tokens or self.settings.max_tokens
         stats = RetryStats()
-        tried: list[str] = []
+        tried: list[Endpoint] = []
         last: Failure | None = None
-        skipped: list[tuple[str, float]] = []
-        endpoints = list(self.breakers)
-        for index, endpoint in enumerate(endpoints):
-            breaker = self.breakers[endpoint]
-            state = breaker.try_acquire()
-            if state is None:
-                skipped.append((endpoint, breaker.retry_in()))
-                continue
-            if state is CircuitState.HALF_OPEN and not await self._probe(endpoint):
-                if breaker.record_failure():
-                    await self._circuit_event(endpoint, "on_circuit_open", breaker)
-                skipped.append((endpoint, breaker.retry_in()))
-                continue
-            tried.append(endpoint)
-            plans: list[_Plan] = []
-
-            async def before_sleep(
-                attempt: int, wait: float, failure: Failure, endpoint: str = endpoint
-            ) -> None:
-                await self.hooks.emit(
-                    RetryEvent(
-                        redact_url(endpoint), attempt, wait, failure.kind.value, str(failure.error)
-                    )
-                )
-
-            async def attempt(endpoint: str = endpoint, plans: list[_Plan] = plans) -> Completion:
-                return await self._attempt(endpoint, messages, requested, response_format, plans)
-
+        last_endpoint: Endpoint | None = None
+        started = self._clock()
+        while True:
+            endpoint = await self.dispatcher.acquire(exclude=tried)
+            if endpoint is None:
+                break
             try:
-                completion = await self.policy.run(attempt, stats, before_sleep)
-            except AttemptFailed as failed:
-                last = failed.failure
-                if last.trips_circuit:
-                    if breaker.record_failure():
-                        await self._circuit_event(endpoint, "on_circuit_open", breaker)
-                else:
-                    breaker.release()
-                await self.hooks.emit(
-                    EndpointFailedEvent(
-                        redact_url(endpoint), last.kind.value, str(last.error), stats.attempts
+                tried.append(endpoint)
+                ticket = await self._admit(endpoint)
+                if ticket is None:
+                    continue
+                plans: list[_Plan] = []
+                last_endpoint = endpoint
+
+                async def before_sleep(
+                    attempt: int, wait: float, failure: Failure, endpoint: Endpoint = endpoint
+                ) -> None:
+                    await self.hooks.emit(
+                        RetryEvent(
+                            endpoint.shown, attempt, wait, failure.kind.value, str(failure.error)
+                        )
                     )
-                )
-                following = [
-                    e
-                    for e in endpoints[index + 1 :]
-                    if self.breakers[e].state is not CircuitState.OPEN
-                ]
-                if not last.next_endpoint or not following:
-                    break
-                await self.hooks.emit(
-                    FallbackEvent(redact_url(endpoint), redact_url(following[0]), last.kind.value)
-                )
-                continue
-            if breaker.record_success():
-                await self._circuit_event(endpoint, "on_circuit_close", breaker)
+
+                async def attempt(
+                    endpoint: Endpoint = endpoint, plans: list[_Plan] = plans
+                ) -> Completion:
+                    return await self._attempt(
+                        endpoint, messages, requested, response_format, plans
+                    )
+
+                try:
+                    completion = await self.policy.run(attempt, stats, before_sleep)
+                except AttemptFailed as failed:
+                    last = failed.failure
+                    if last.trips_circuit and endpoint.breaker.record_failure(ticket):
+                        await self._circuit_event(endpoint, "on_circuit_open")
+                    await self.hooks.emit(
+                        EndpointFailedEvent(
+                            endpoint.shown, last.kind.value, str(last.error), stats.attempts
+                        )
+                    )
+                    following = self.dispatcher.usable(exclude=tried)
+                    if not last.next_endpoint or not following:
+                        break
+                    await self.hooks.emit(
+                        FallbackEvent(endpoint.shown, following[0].shown, last.kind.value)
+                    )
+                    continue
+                if endpoint.breaker.record_success(ticket):
+                    await self._circuit_event(endpoint, "on_circuit_close")
+            finally:
+                self.dispatcher.release(endpoint)
             plan = plans[-1]
+            await self._record_usage(endpoint.shown, plan.model, completion, None, started)
             return GenerationResult(
                 completion=completion,
                 model=plan.model,
@@ -299,10 +345,11 @@ class ResilientClient:
                 max_model_len=plan.max_model_len,
                 attempts=stats.attempts,
                 retry_wait=stats.waited,
-                endpoints_tried=[redact_url(e) for e in tried],
+                endpoints_tried=[e.shown for e in tried],
             )
         if last is None:
-            waits = ", ".join(f"{redact_url(e)} (retry in {w:.0f}s)" for e, w in skipped)
+            cooling = [e for e in self.endpoints if e.breaker.retry_in() > 0] or self.endpoints
+            waits = ", ".join(f"{e.shown} (retry in {e.breaker.retry_in():.0f}s)" for e in cooling)
             error: Exception = CircuitOpen(
                 f"Every vLLM endpoint is cooling down after repeated failures: {waits}. Nothing "
                 "was sent. Fix: run `saigen-vllm doctor` to see why the server is failing."
@@ -311,14 +358,55 @@ class ResilientClient:
         else:
             error = last.error
             kind = last.kind.value
-        await self.hooks.emit(
-            GiveUpEvent(tuple(redact_url(e) for e in tried), kind, str(error), stats.attempts)
-        )
+        shown = [e.shown for e in tried]
+        await self.hooks.emit(GiveUpEvent(tuple(shown), kind, str(error), stats.attempts))
+        where = last_endpoint.shown if last_endpoint is not None else "(none)"
+        await self._record_usage(where, self.settings.model, None, kind, started)
         raise error
 
-    async def _circuit_event(self, endpoint: str, name: str, breaker: CircuitBreaker) -> None:
+    # -- events --------------------------------------------------------------------------------
+
+    async def _record_usage(
+        self,
+        endpoint: str,
+        model: str | None,
+        completion: Completion | None,
+        kind: str | None,
+        started: float,
+    ) -> None:
+        now = self._clock()
+        event = UsageEvent(
+            endpoint=endpoint,
+            model=model,
+            ok=completion is not None,
+            prompt_tokens=completion.prompt_tokens if completion else None,
+            completion_tokens=completion.completion_tokens if completion else None,
+            time_to_first_token=completion.time_to_first_token if completion else None,
+            latency=now - started,
+            finished_at=now,
+            kind=kind,
+        )
+        self.usage.record(event)
+        if self.settings.usage_log is not None:
+            try:
+                append_to_log(self.settings.usage_log, event)
+            except OSError as exc:
+                logger.warning("cannot append to usage_log %s: %s", self.settings.usage_log, exc)
+        if self.hooks.wants("on_usage"):
+            await self.hooks.emit(event)
+
+    async def _verdict(self, endpoint: Endpoint, verdict: Verdict) -> None:
+        """The endpoint's watcher judged it hung or dead: open its circuit now, once."""
+        logger.warning(
+            "vLLM at %s is %s: requests in flight there move on", endpoint.shown, verdict.value
+        )
+        if endpoint.breaker.trip():
+            await self._circuit_event(endpoint, "on_circuit_open")
+
+    async def _circuit_event(self, endpoint: Endpoint, name: str) -> None:
         state = "open" if name == "on_circuit_open" else "closed"
-        logger.warning("circuit for %s is now %s", redact_url(endpoint), state)
+        logger.warning("circuit for %s is now %s", endpoint.shown, state)
+        breaker = endpoint.breaker
         await self.hooks.emit(
-            CircuitEvent(redact_url(endpoint), state, breaker.failures, breaker.cooldown, name=name)
+            CircuitEvent(endpoint.shown, state, breaker.failures, breaker.cooldown, name=name)
         )

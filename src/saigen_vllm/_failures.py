@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._host import LLMProviderError
+from ._liveness import EngineUnresponsive, Verdict
 from ._redact import redact_url
 from ._transport import NoResponseHeaders, StreamBroken
 from .errors import (
@@ -41,6 +42,9 @@ class FailureKind(str, enum.Enum):
     CONNECT_TIMEOUT = "connect_timeout"
     RESET = "reset"
     STALL = "stall"
+    ENGINE_HUNG = "engine_hung"  # the endpoint made no progress for progress_timeout
+    ENGINE_DEAD = "engine_dead"  # its /health failed while requests were in flight
+    LOCAL_POOL = "local_pool"  # no free connection in this process: not the server's fault
     STREAM_BROKEN = "stream_broken"
     UNAVAILABLE = "unavailable"  # 502/503/504
     SERVER_ERROR = "server_error"  # 500 and other 5xx
@@ -174,7 +178,17 @@ def _transport_failure(exc: BaseException, endpoint: str) -> Failure | None:
             next_endpoint=True,
             trips_circuit=True,
         )
-    if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout)):
+    if isinstance(exc, httpx.PoolTimeout):
+        return Failure(
+            FailureKind.LOCAL_POOL,
+            GenerationError(
+                f"No free connection to {where} in this process within the pool timeout: too "
+                "many requests at once for the client's connection pool (the server was not "
+                "asked). Fix: lower the host's concurrency, or set `max_in_flight`."
+            ),
+            transient=True,
+        )
+    if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)):
         return Failure(
             FailureKind.STALL,
             ServerUnreachable(
@@ -327,6 +341,29 @@ def classify(
         )
     if isinstance(exc, LLMProviderError):
         return Failure(FailureKind.UNKNOWN, exc)
+    if isinstance(exc, EngineUnresponsive):
+        if exc.verdict is Verdict.DEAD:
+            return Failure(
+                FailureKind.ENGINE_DEAD,
+                ServerUnreachable(
+                    f"vLLM at {where} stopped answering /health while this request was in "
+                    "flight: the engine is down. Fix: check the server's log and restart it "
+                    "(`saigen-vllm doctor`)."
+                ),
+                next_endpoint=True,
+                trips_circuit=True,
+            )
+        return Failure(
+            FailureKind.ENGINE_HUNG,
+            ServerUnreachable(
+                f"vLLM at {where} made no progress for {exc.quiet_for:.0f}s (its token counters "
+                "stood still and nothing was streamed) while this request waited: the engine "
+                "is hung. Fix: check the server's log and restart it; raise `progress_timeout` "
+                "if single steps (a huge prefill) really take that long."
+            ),
+            next_endpoint=True,
+            trips_circuit=True,
+        )
     if isinstance(exc, NoResponseHeaders):
         return Failure(
             FailureKind.STALL,

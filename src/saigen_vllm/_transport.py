@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from ._liveness import Observation
 from .errors import InvalidReply, TruncatedOutput
 
 if TYPE_CHECKING:
@@ -100,6 +102,7 @@ class Transport:
 
     def __init__(self, settings: VLLMSettings) -> None:
         self._settings = settings
+        self._stream_timeout: httpx.Timeout | None = None
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
             weakref.WeakKeyDictionary()
         )
@@ -131,6 +134,19 @@ class Transport:
             clients = _LoopClients(http)
             self._clients[loop] = clients
         return clients
+
+    def stream_timeout(self) -> httpx.Timeout:
+        """For a generation: no per-read limit below ``timeout``, since a silent stream may be a
+        queued request; the endpoint's liveness watcher judges silence instead. The pool wait is
+        bounded by ``timeout`` too: waiting for a local connection is not the server's fault."""
+        if self._stream_timeout is None:
+            import httpx
+
+            s = self._settings
+            self._stream_timeout = httpx.Timeout(
+                connect=s.connect_timeout, read=s.timeout, write=s.timeout, pool=s.timeout
+            )
+        return self._stream_timeout
 
     def openai_client(self, endpoint: str) -> AsyncOpenAI:
         clients = self._loop_clients()
@@ -170,22 +186,10 @@ class Transport:
         max_tokens: int,
         temperature: float,
         response_format: dict[str, Any] | None = None,
+        on_chunk: Callable[[], None] | None = None,
     ) -> Completion:
-        """Stream one chat completion and assemble it; bounded by ``timeout`` as a whole."""
-        return await asyncio.wait_for(
-            self._stream_chat(endpoint, model, messages, max_tokens, temperature, response_format),
-            timeout=self._settings.timeout,
-        )
-
-    async def _stream_chat(
-        self,
-        endpoint: str,
-        model: str,
-        messages: list[dict[str, str]],
-        max_tokens: int,
-        temperature: float,
-        response_format: dict[str, Any] | None,
-    ) -> Completion:
+        """Stream one chat completion and assemble it. ``on_chunk`` is called for every chunk
+        (the liveness watcher's sign of progress); the caller bounds the whole of it."""
         client = self.openai_client(endpoint)
         started = time.perf_counter()
         request: dict[str, Any] = {
@@ -195,6 +199,7 @@ class Transport:
             "temperature": temperature,
             "stream": True,
             "stream_options": {"include_usage": True},
+            "timeout": self.stream_timeout(),
         }
         if response_format is not None:
             request["response_format"] = response_format
@@ -216,6 +221,8 @@ class Transport:
         first_token: float | None = None
         try:
             async for chunk in stream:
+                if on_chunk is not None:
+                    on_chunk()
                 request_id = request_id or chunk.id
                 served_model = chunk.model or served_model
                 if chunk.usage is not None:
@@ -268,12 +275,12 @@ class Transport:
     def _probe_read_timeout(self) -> float:
         return min(self._settings.stall_timeout, 10.0)
 
-    async def _get(self, endpoint: str, path: str) -> httpx.Response:
+    async def _get(self, endpoint: str, path: str, read: float | None = None) -> httpx.Response:
         clients = self._loop_clients()
         return await clients.http.get(
             server_root(endpoint) + path,
             headers=self._headers(),
-            timeout=self._timeout(self._probe_read_timeout()),
+            timeout=self._timeout(read or self._probe_read_timeout()),
         )
 
     async def health(self, endpoint: str) -> int:
@@ -286,6 +293,19 @@ class Transport:
             return None
         value = _json_or_none(response)
         return str(value.get("version")) if isinstance(value, dict) else None
+
+    async def observe(self, endpoint: str) -> Observation:
+        """One liveness poll: ``/health``, then the progress counters of ``/metrics``."""
+        health = await self._get(endpoint, "/health", read=self._liveness_read_timeout())
+        if health.status_code != 200:
+            return Observation(healthy=False)
+        response = await self._get(endpoint, "/metrics", read=self._liveness_read_timeout())
+        if response.status_code != 200:
+            return Observation(healthy=True)
+        return Observation(healthy=True, progress=progress_counter(response.text))
+
+    def _liveness_read_timeout(self) -> float:
+        return max(1.0, min(5.0, self._settings.progress_timeout / 3))
 
     async def metrics(self, endpoint: str) -> ServerMetrics | None:
         response = await self._get(endpoint, "/metrics")
@@ -330,6 +350,23 @@ _METRIC_NAMES = {
     "vllm:prompt_tokens": "prompt_tokens_total",
     "vllm:generation_tokens": "generation_tokens_total",
 }
+
+
+_PROGRESS_PREFIXES = ("vllm:generation_tokens_total", "vllm:prompt_tokens_total")
+
+
+def progress_counter(text: str) -> float | None:
+    """The sum of vLLM's token counters (prompt + generated, every engine): it rises whenever the
+    server does work. A plain line scan, cheap enough to poll every second. ``None``: absent."""
+    total: float | None = None
+    for line in text.splitlines():
+        if line.startswith(_PROGRESS_PREFIXES):
+            try:
+                value = float(line.rsplit(" ", 1)[-1])
+            except ValueError:
+                continue
+            total = (total or 0.0) + value
+    return total
 
 
 def parse_metrics(text: str) -> ServerMetrics:

@@ -26,6 +26,7 @@ HOOK_NAMES = (
     "on_circuit_open",
     "on_circuit_close",
     "on_giveup",
+    "on_usage",
 )
 
 
@@ -84,7 +85,28 @@ class GiveUpEvent:
     name: str = "on_giveup"
 
 
-HookEvent = RetryEvent | EndpointFailedEvent | FallbackEvent | CircuitEvent | GiveUpEvent
+@dataclass(frozen=True)
+class UsageEvent:
+    """A request finished: ``ok`` with its token counts, or failed (``kind`` says how).
+
+    ``finished_at`` is a monotonic clock reading (seconds), comparable between events of one
+    process only."""
+
+    endpoint: str
+    model: str | None
+    ok: bool
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    time_to_first_token: float | None
+    latency: float
+    finished_at: float
+    kind: str | None = None
+    name: str = "on_usage"
+
+
+HookEvent = (
+    RetryEvent | EndpointFailedEvent | FallbackEvent | CircuitEvent | GiveUpEvent | UsageEvent
+)
 Handler = Callable[[Any], Awaitable[None] | None]
 
 
@@ -120,6 +142,10 @@ class Hooks:
 
     def __len__(self) -> int:
         return sum(len(handlers) for handlers in self._handlers.values())
+
+    def wants(self, name: str) -> bool:
+        """Whether any handler listens to ``name`` (lets callers skip building an event)."""
+        return bool(self._handlers.get(name))
 
     async def emit(self, event: HookEvent) -> None:
         for handler in list(self._handlers.get(event.name, ())):

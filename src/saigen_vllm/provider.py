@@ -23,6 +23,7 @@ from .settings import VLLMSettings, load_settings
 
 if TYPE_CHECKING:
     from ._client import GenerationResult, ResilientClient
+    from ._usage import UsageLedger
     from .hooks import Hooks
 
 logger = logging.getLogger("saigen_vllm")
@@ -131,6 +132,11 @@ class VLLMProvider(BaseLLMProvider):
                     field="hooks",
                 ) from None
         return self._hooks
+
+    @property
+    def usage(self) -> UsageLedger:
+        """What this provider generated so far, per endpoint (``provider.usage.summary()``)."""
+        return self.client.usage
 
     @property
     def client(self) -> ResilientClient:

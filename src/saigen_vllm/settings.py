@@ -16,10 +16,18 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import InvalidConfiguration
@@ -34,7 +42,14 @@ SECRET_FIELDS = frozenset({"api_key"})
 
 FIXES: dict[str, str] = {
     "base_url": "use the server's OpenAI-compatible URL, e.g. http://localhost:8000/v1",
-    "endpoints": "list further base URLs, e.g. [http://gb10-b:8000/v1]",
+    "endpoints": "list further base URLs, e.g. [http://gb10-b:8000/v1], or mappings such as "
+    "{url: http://gb10-b:8000/v1, weight: 2, max_in_flight: 32}",
+    "routing": "use `balanced` (fewest requests in flight) or `ordered` (primary, then backups)",
+    "max_in_flight": "use a whole number of concurrent requests per endpoint from 1 up, e.g. the "
+    "server's --max-num-seqs, or leave it out for no limit",
+    "progress_timeout": "give the seconds a server may make no progress at all before a request "
+    "on it is given up, above 0, e.g. 15",
+    "usage_log": "give a file path to append one JSON line per response to, or leave it out",
     "model": "use the name the server serves (see `saigen-vllm doctor`), or leave it out to use it",
     "api_key": "set the key the server was started with (--api-key), or leave it out",
     "temperature": "use a number from 0 to 2 (0.1 suits saidata)",
@@ -68,6 +83,21 @@ def _normalize_url(value: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
+class EndpointSpec(BaseModel):
+    """One server: its base URL, its share of the load, and how many requests it may hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    weight: float = Field(1.0, gt=0, le=1000)
+    max_in_flight: int | None = Field(None, ge=1, le=100_000)
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _check_url(cls, value: Any) -> Any:
+        return _normalize_url(value) if isinstance(value, str) else value
+
+
 class VLLMSettings(BaseSettings):
     """Every setting of the vLLM provider. Build it with :func:`load_settings`."""
 
@@ -82,9 +112,19 @@ class VLLMSettings(BaseSettings):
     base_url: str = Field(
         "http://localhost:8000/v1", description="OpenAI-compatible base URL (alias api_base)"
     )
-    endpoints: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="further base URLs, tried in order after base_url"
+    endpoints: Annotated[list[EndpointSpec], NoDecode] = Field(
+        default_factory=list, description="further servers (URLs or {url, weight, max_in_flight})"
     )
+    routing: Literal["balanced", "ordered"] | None = Field(
+        None, description="balanced (default with several endpoints) or ordered (fail-over only)"
+    )
+    max_in_flight: int | None = Field(
+        None, ge=1, le=100_000, description="requests in flight per endpoint; none: no limit"
+    )
+    progress_timeout: float = Field(
+        15.0, gt=0, description="seconds a busy server may make no progress before giving up"
+    )
+    usage_log: Path | None = Field(None, description="append one JSON line per response here")
     model: str | None = Field(None, description="served model name; none: the one served")
     api_key: SecretStr | None = Field(None, description="API key (also VLLM_API_KEY)")
     temperature: float = Field(0.1, ge=0.0, le=2.0)
@@ -125,12 +165,15 @@ class VLLMSettings(BaseSettings):
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
 
-    @field_validator("endpoints")
+    @field_validator("endpoints", mode="before")
     @classmethod
-    def _check_endpoints(cls, value: list[str]) -> list[str]:
-        return [_normalize_url(item) for item in value]
+    def _endpoint_specs(cls, value: Any) -> Any:
+        value = cls._split_list(value)  # runs before _split_list: pydantic runs these last-first
+        if isinstance(value, list):
+            return [{"url": item} if isinstance(item, str) else item for item in value]
+        return value
 
-    @field_validator("model", "api_key", mode="before")
+    @field_validator("model", "api_key", "routing", "max_in_flight", "usage_log", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -164,7 +207,24 @@ class VLLMSettings(BaseSettings):
     @property
     def endpoint_urls(self) -> list[str]:
         """``base_url`` then ``endpoints``, without duplicates: the order they are tried in."""
-        return list(dict.fromkeys([self.base_url, *self.endpoints]))
+        return [spec.url for spec in self.endpoint_specs]
+
+    @property
+    def endpoint_specs(self) -> list[EndpointSpec]:
+        """Every server, ``base_url`` first, duplicates dropped; ``max_in_flight`` inherited."""
+        specs: dict[str, EndpointSpec] = {}
+        for spec in [EndpointSpec.model_validate({"url": self.base_url}), *self.endpoints]:
+            if spec.url not in specs:
+                limit = spec.max_in_flight or self.max_in_flight
+                specs[spec.url] = spec.model_copy(update={"max_in_flight": limit})
+        return list(specs.values())
+
+    @property
+    def routing_mode(self) -> str:
+        """``routing`` as set, else balanced with several endpoints and ordered with one."""
+        if self.routing is not None:
+            return self.routing
+        return "balanced" if len(self.endpoint_specs) > 1 else "ordered"
 
     def api_key_value(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key is not None else None

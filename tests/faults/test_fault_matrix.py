@@ -397,8 +397,17 @@ def test_max_tokens_clamped_to_fit(fault_server: FaultServer) -> None:
 
 def test_estimate_used_when_server_cannot_tokenize(fault_server: FaultServer) -> None:
     fault_server.tokenize_count = None
-    response, _ = run(make(fault_server.base_url, max_tokens=100))
+    response, _ = run(make(fault_server.base_url, max_tokens=4000))
     assert response.metadata["prompt_tokens_source"] == "estimate"
+    assert fault_server.count("/tokenize") == 1
+
+
+def test_prompt_is_not_counted_when_its_byte_bound_fits(fault_server: FaultServer) -> None:
+    fault_server.tokenize_count = 3000  # would clamp, if it were asked
+    response, _ = run(make(fault_server.base_url, max_tokens=100))
+    assert fault_server.count("/tokenize") == 0
+    assert response.metadata["prompt_tokens_source"] == "bound"
+    assert fault_server.requests(CHAT)[0].json()["max_tokens"] == 100
 
 
 def test_second_endpoint_serves_after_refused_first(fault_server: FaultServer) -> None:

@@ -17,6 +17,7 @@ from saigen_vllm.hooks import (
     FallbackEvent,
     GiveUpEvent,
     RetryEvent,
+    UsageEvent,
 )
 from saigen_vllm.provider import VLLMProvider
 from tests.conftest import ROOT
@@ -40,11 +41,13 @@ def test_retry_then_fallback_events(fault_server: FaultServer) -> None:
     events = record(provider)
     asyncio.run(provider.complete(MESSAGES))
     kinds = [type(e) for e in events]
-    assert kinds == [CircuitEvent, EndpointFailedEvent, FallbackEvent, RetryEvent]
+    assert kinds == [CircuitEvent, EndpointFailedEvent, FallbackEvent, RetryEvent, UsageEvent]
     assert events[0].name == "on_circuit_open" and events[0].endpoint == dead
     assert events[1].kind == "connect_refused"
     assert (events[2].from_endpoint, events[2].to_endpoint) == (dead, fault_server.base_url)
     assert events[3].kind == "unavailable" and events[3].attempt == 1
+    assert events[4].ok and events[4].endpoint == fault_server.base_url
+    assert events[4].completion_tokens is not None
 
 
 def test_giveup_and_circuit_close_events(fault_server: FaultServer) -> None:
@@ -61,12 +64,14 @@ def test_giveup_and_circuit_close_events(fault_server: FaultServer) -> None:
     with pytest.raises(ServerError):
         asyncio.run(provider.complete(MESSAGES))
     assert fault_server.count("/v1/chat/completions") == 1
-    assert isinstance(events[-1], GiveUpEvent) and events[-1].kind == "server_error"
+    assert isinstance(events[-2], GiveUpEvent) and events[-2].kind == "server_error"
+    assert isinstance(events[-1], UsageEvent) and not events[-1].ok
+    assert events[-1].kind == "server_error"
     import time
 
     time.sleep(0.1)
     asyncio.run(provider.complete(MESSAGES))
-    assert events[-1].name == "on_circuit_close"
+    assert [e.name for e in events[-2:]] == ["on_circuit_close", "on_usage"]
 
 
 def test_documented_example_hook_writes_json_lines(
@@ -87,4 +92,4 @@ def test_documented_example_hook_writes_json_lines(
     with pytest.raises(ServerUnreachable):
         asyncio.run(provider.complete(MESSAGES))
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [line["hook"] for line in lines] == ["on_endpoint_failed", "on_giveup"]
+    assert [line["hook"] for line in lines] == ["on_endpoint_failed", "on_giveup", "on_usage"]

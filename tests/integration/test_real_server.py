@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from saigen_vllm._client import prompt_token_bound
 from saigen_vllm._failures import classify
 from saigen_vllm._host import (
     AuthenticationError,
@@ -48,12 +49,35 @@ def test_generation_returns_content_and_server_usage(vllm: RunningServer) -> Non
     assert response.finish_reason == "stop"
     meta = response.metadata
     assert meta["completion_tokens"] == REPLY_TOKENS  # min_tokens=8, then the model's EOS
-    assert meta["prompt_tokens"] == meta["prompt_tokens_counted"]  # /tokenize agrees with usage
-    assert meta["prompt_tokens_source"] == "server"
+    # a short prompt fits by its byte bound: not counted, and the bound is above the truth
+    assert meta["prompt_tokens_source"] == "bound"
+    assert meta["prompt_tokens"] <= meta["prompt_tokens_counted"]
     assert response.tokens_used == meta["prompt_tokens"] + REPLY_TOKENS
     assert response.model_used == vllm.model
     assert meta["request_id"].startswith("chatcmpl-")
     assert meta["max_model_len"] == vllm.max_model_len
+
+
+def test_prompt_counted_by_the_server_when_the_bound_may_not_fit(vllm: RunningServer) -> None:
+    provider = VLLMProvider(vllm.config(max_tokens=vllm.max_model_len - 100))
+    response = run(lambda: provider.complete(MESSAGES))
+    meta = response.metadata
+    assert meta["prompt_tokens_source"] == "server"
+    assert meta["prompt_tokens"] == meta["prompt_tokens_counted"]  # /tokenize agrees with usage
+    assert meta["max_tokens"] == vllm.max_model_len - meta["prompt_tokens"]
+
+
+def test_byte_bound_is_above_the_real_count_for_a_long_mixed_prompt(
+    vllm: RunningServer,
+) -> None:
+    text = "Paquets: nginx, Größe 12 MB, 日本語のテキスト, emoji \U0001f680; " * 60
+    messages = [{"role": "system", "content": "You write YAML."}, {"role": "user", "content": text}]
+    counted = run(
+        lambda: Transport(load_settings(vllm.config())).count_prompt_tokens(
+            vllm.base_url, vllm.model, messages
+        )
+    )
+    assert counted is not None and 0 < counted <= prompt_token_bound(messages)
 
 
 def test_generate_saidata_uses_builtin_prompt(vllm: RunningServer) -> None:
