@@ -2,11 +2,21 @@
 
 Template choice follows the host's meaning of a context: ``retry`` when the host is asking again
 with validation feedback, ``update`` when existing saidata is given, else ``generation``.
+
+saigen's ``PromptTemplate.render`` rebuilds every template variable once per *section*, and one of
+them is the 40 kB saidata schema, read from disk and re-serialised each time: about 8 ms a prompt,
+more than everything else the provider does per request. :func:`render_host` produces the same
+bytes from the host's own sections, conditions and variables, but builds the variables once per
+render and reads the schema once per process. It is used only when the template has exactly the
+shape it knows (the host's own class and methods); anything else renders the host's way.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import string
+import sys
 from typing import Any
 
 from . import _host
@@ -27,15 +37,83 @@ def render_messages(context: Any) -> tuple[str, list[dict[str, str]]]:
     """Return the template name used and the chat messages for ``context``."""
     name = template_name(context)
     if _host.HOST_PRESENT:
-        from saigen.llm.prompts import PromptManager
-
-        prompt = PromptManager().get_template(name).render(context)
+        prompt = render_host(_host_templates().get_template(name), context)
     else:
         prompt = render_builtin(name, context)
     return name, [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": prompt},
     ]
+
+
+@functools.lru_cache(maxsize=1)
+def _host_templates() -> Any:
+    from saigen.llm.prompts import PromptManager
+
+    return PromptManager()
+
+
+_compiled: dict[str, string.Template] = {}
+_schema: list[str] = []
+
+
+def _cached_schema() -> str:
+    if not _schema:
+        module: Any = sys.modules["saigen.llm.prompts"]
+        _schema.append(module._saigen_vllm_original_schema())
+    return _schema[0]
+
+
+def _knows_shape(template: Any) -> bool:
+    module = sys.modules.get("saigen.llm.prompts")
+    base = getattr(module, "PromptTemplate", None)
+    if (
+        base is None
+        or not isinstance(template, base)
+        or not callable(getattr(module, "load_saidata_schema", None))
+    ):
+        return False
+    cls = type(template)
+    return all(
+        getattr(cls, method, None) is getattr(base, method, None)
+        for method in ("render", "_render_section", "_should_include_section")
+    ) and isinstance(getattr(template, "sections", None), list)
+
+
+def render_host(template: Any, context: Any) -> str:
+    """``template.render(context)``, byte for byte, at a fraction of the cost (module doc)."""
+    if not _knows_shape(template):
+        return str(template.render(context))
+    module: Any = sys.modules["saigen.llm.prompts"]
+    original = module.load_saidata_schema
+    if original is _cached_schema:  # another thread is inside this function right now
+        original = module._saigen_vllm_original_schema
+    elif getattr(module, "_saigen_vllm_original_schema", None) is not original:
+        module._saigen_vllm_original_schema = original
+        _schema.clear()
+    module.load_saidata_schema = _cached_schema  # only while the variables are built
+    try:
+        variables = template._build_template_variables(context)
+    finally:
+        module.load_saidata_schema = original
+    parts: list[str] = []
+    for section in template.sections:
+        if not template._should_include_section(section, context):
+            continue
+        compiled = _compiled.get(section.template)
+        if compiled is None:
+            compiled = _compiled[section.template] = string.Template(section.template)
+        try:
+            text = compiled.safe_substitute(variables)
+        except Exception as exc:
+            if section.required:
+                raise ValueError(
+                    f"Failed to render required section '{section.name}': {exc}"
+                ) from exc
+            text = ""
+        if text.strip():
+            parts.append(text)
+    return "\n\n".join(parts)
 
 
 def _dump(value: Any) -> str:

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 MODEL = "fault-model"
 MAX_MODEL_LEN = 4096
@@ -148,25 +148,21 @@ class Received:
         return json.loads(self.body) if self.body else None
 
 
-class FaultServer:
+ServerT = TypeVar("ServerT", bound="LoopbackHTTPServer")
+
+
+class LoopbackHTTPServer:
+    """An HTTP/1.1 server on 127.0.0.1 in a background thread; subclasses answer requests."""
+
     def __init__(self, *, model: str = MODEL, max_model_len: int = MAX_MODEL_LEN) -> None:
         self.model = model
         self.max_model_len = max_model_len
         self.received: list[Received] = []
-        self._scripts: dict[str, deque[Behaviour]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
-        self.tokenize_count: int | None = 100
-
-    # scripting
-    def script(self, path: str, *behaviours: Behaviour) -> None:
-        self._scripts.setdefault(path, deque()).extend(behaviours)
-
-    def script_chat(self, *behaviours: Behaviour) -> None:
-        self.script("/v1/chat/completions", *behaviours)
 
     def count(self, path: str) -> int:
         return sum(1 for request in self.received if request.path == path)
@@ -178,8 +174,14 @@ class FaultServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    async def _started(self) -> None:
+        """Called in the server's loop once it listens (start background tasks here)."""
+
+    async def _respond(self, request: Received, writer: asyncio.StreamWriter) -> bool:
+        raise NotImplementedError
+
     # lifecycle
-    def __enter__(self) -> FaultServer:
+    def __enter__(self: ServerT) -> ServerT:
         ready = threading.Event()
 
         def run() -> None:
@@ -190,6 +192,7 @@ class FaultServer:
                 asyncio.start_server(self._handle, "127.0.0.1", 0)
             )
             self.port = self._server.sockets[0].getsockname()[1]
+            loop.run_until_complete(self._started())
             ready.set()
             loop.run_forever()
             self._server.close()
@@ -246,6 +249,21 @@ class FaultServer:
         length = int(headers.get("content-length", "0") or 0)
         body = await reader.readexactly(length) if length else b""
         return Received(method, target.split("?")[0], body, time.monotonic(), headers)
+
+
+class FaultServer(LoopbackHTTPServer):
+    """Scripted misbehaviour per path (``ok`` once a script is empty)."""
+
+    def __init__(self, *, model: str = MODEL, max_model_len: int = MAX_MODEL_LEN) -> None:
+        super().__init__(model=model, max_model_len=max_model_len)
+        self._scripts: dict[str, deque[Behaviour]] = {}
+        self.tokenize_count: int | None = 100
+
+    def script(self, path: str, *behaviours: Behaviour) -> None:
+        self._scripts.setdefault(path, deque()).extend(behaviours)
+
+    def script_chat(self, *behaviours: Behaviour) -> None:
+        self.script("/v1/chat/completions", *behaviours)
 
     def _next(self, path: str, default: Behaviour) -> Behaviour:
         queue = self._scripts.get(path)
