@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Any, Dict, List, Optional
 
 SCHEMA_FILE = Path(
     os.environ.get("SAIGEN_FAKEHOST_SCHEMA")
@@ -34,11 +33,11 @@ class PromptSection:
     name: str
     template: str
     required: bool = True
-    condition: Optional[str] = None
+    condition: str | None = None
 
 
 class PromptTemplate:
-    def __init__(self, name: str, sections: List[PromptSection]):
+    def __init__(self, name: str, sections: list[PromptSection]):
         self.name = name
         self.sections = sections
 
@@ -73,10 +72,10 @@ class PromptTemplate:
             return section._compiled_template.safe_substitute(variables)
         except Exception as e:
             if section.required:
-                raise ValueError(f"Failed to render required section '{section.name}': {e}")
+                raise ValueError(f"Failed to render required section '{section.name}': {e}") from e
             return ""
 
-    def _build_template_variables(self, context) -> Dict[str, str]:
+    def _build_template_variables(self, context) -> dict[str, str]:
         hints = context.user_hints or {}
         return {
             "software_name": context.software_name,
