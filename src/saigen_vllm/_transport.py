@@ -129,7 +129,7 @@ class Transport:
             http = httpx.AsyncClient(
                 verify=self._settings.verify,
                 timeout=self._timeout(self._settings.stall_timeout),
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=32),
+                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=256),
             )
             clients = _LoopClients(http)
             self._clients[loop] = clients

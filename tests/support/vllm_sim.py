@@ -166,3 +166,27 @@ class VLLMSim(LoopbackHTTPServer):
             if request in self.running:
                 self.running.remove(request)
         return False
+
+
+def main() -> None:
+    """``python -m tests.support.vllm_sim [--slots N] [--step S] [--reply-tokens K]``: serve on
+    a free loopback port, print ``serving URL`` and run until killed (benchmarks use this to keep
+    the server's work out of the measured process)."""
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--slots", type=int, default=8)
+    parser.add_argument("--step", type=float, default=0.01)
+    parser.add_argument("--reply-tokens", type=int, default=16)
+    args = parser.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with VLLMSim(slots=args.slots, step=args.step, reply_tokens=args.reply_tokens) as sim:
+        print(f"serving {sim.base_url}", flush=True)
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()
