@@ -23,6 +23,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             "SAIGEN_VLLM_TEST_PYTHON",
             "SAIGEN_VLLM_HOST_SOURCE",
             "SAIGEN_VLLM_HOST_PYTHON",
+            "SAIGEN_VLLM_SERVER_ONCE",
         ):
             monkeypatch.delenv(name)
     monkeypatch.delenv("VLLM_API_KEY", raising=False)

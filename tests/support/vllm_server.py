@@ -173,6 +173,25 @@ class VLLMServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def engine_core_pids(self) -> list[int]:
+        """The engine-core processes (``VLLM::EngineCore``) of this server: stopping them with
+        SIGSTOP freezes generation while the API server still answers /health (a hung engine)."""
+        if self.process is None:
+            return []
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getpgid(int(entry.name)) != self.process.pid:
+                    continue
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except (OSError, ProcessLookupError):
+                continue
+            if b"EngineCore" in title:
+                pids.append(int(entry.name))
+        return pids
+
 
 def server_command(port: int, api_key: str | None, extra: list[str] | None = None) -> list[str]:
     command = [
