@@ -17,9 +17,20 @@ ROOT = Path(__file__).resolve().parents[1]
 def simulators(count: int, *, slots: int, step: float, reply_tokens: int) -> Iterator[list[str]]:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.support.vllm_sim", "--slots", str(slots),
-             "--step", str(step), "--reply-tokens", str(reply_tokens)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.support.vllm_sim",
+                "--slots",
+                str(slots),
+                "--step",
+                str(step),
+                "--reply-tokens",
+                str(reply_tokens),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(count)
     ]

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._servers import saigen_context_and_prompt, simulators  # noqa: E402
+from benchmarks._servers import saigen_context_and_prompt, simulators
 
 CONTEXT, PROMPT, TEMPLATES = saigen_context_and_prompt()  # before saigen_vllm looks for the host
 
@@ -70,7 +70,11 @@ async def bare(url: str, n: int, c: int, render: bool) -> tuple[float, float]:
     async def one() -> None:
         msgs = messages(template.render(CONTEXT)) if template is not None else fixed
         stream = await client.chat.completions.create(
-            model=MODEL, messages=msgs, max_tokens=64, temperature=0.1, stream=True,  # type: ignore[arg-type]
+            model=MODEL,
+            messages=msgs,
+            max_tokens=64,
+            temperature=0.1,
+            stream=True,  # type: ignore[arg-type]
             stream_options={"include_usage": True},
         )
         text = [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
@@ -110,8 +114,10 @@ def main() -> None:
         provider = asyncio.run(ours(url, n, c))
         again = asyncio.run(bare(url, n, c, render=False))  # order effects: keep the cheaper
         sdk = min(first, again)
-    print(f"{n} streamed generations at concurrency {c}; prompt {len(PROMPT):,} characters "
-          f"from {TEMPLATES}; vLLM-shaped simulator in its own process")
+    print(
+        f"{n} streamed generations at concurrency {c}; prompt {len(PROMPT):,} characters "
+        f"from {TEMPLATES}; vLLM-shaped simulator in its own process"
+    )
     print(f"{'':44}{'CPU ms/req':>12}{'wall ms/req':>13}{'CPU ratio':>11}")
     for name, (cpu, wall) in (
         ("bare streaming AsyncOpenAI (baseline)", sdk),
