@@ -556,3 +556,58 @@ def wait_ready_command(url: str, timeout: float, api_key: str | None) -> None:
         return
     click.echo(f"not ready after {timeout:g}s: {detail}", err=True)
     sys.exit(1)
+
+
+@main.command()
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--input-price", type=click.FloatRange(min=0), help="USD per million prompt tokens.")
+@click.option("--output-price", type=click.FloatRange(min=0), help="USD per million output tokens.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def usage(log: Path, input_price: float | None, output_price: float | None, as_json: bool) -> None:
+    """Summarise a usage_log file: requests, tokens, tokens/s, time to first token, per endpoint;
+    with prices, what the same tokens would cost at a cloud API."""
+    from ._usage import UsageLedger
+
+    try:
+        ledger = UsageLedger.from_log(log)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    report = ledger.summary(input_price=input_price, output_price=output_price)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"usage from {log}")
+    for column in (
+        "endpoint",
+        "ok",
+        "failed",
+        "prompt tok",
+        "output tok",
+        "output tok/s",
+        "TTFT p50",
+        "TTFT p90",
+        "TTFT p99",
+    ):
+        table.add_column(column, justify="left" if column == "endpoint" else "right")
+    rows = [*report["endpoints"].items(), ("total", report)]
+    for name, row in rows:
+        ttft = row["time_to_first_token_s"]
+        table.add_row(
+            name,
+            str(row["requests_ok"]),
+            str(row["requests_failed"]),
+            f"{row['prompt_tokens']:,}",
+            f"{row['completion_tokens']:,}",
+            str(row["completion_tokens_per_s"] or "-"),
+            *(f"{ttft[p]:.2f}s" if ttft[p] is not None else "-" for p in ("p50", "p90", "p99")),
+        )
+    console = Console()
+    console.print(table)
+    if "estimated_saving_usd" in report:
+        console.print(
+            f"The same tokens at the given prices: ${report['estimated_saving_usd']:.2f} "
+            f"(input ${input_price or 0}/M, output ${output_price or 0}/M tokens)."
+        )
