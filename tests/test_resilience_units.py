@@ -141,3 +141,14 @@ def test_unresolvable_host_is_named_as_such() -> None:
     assert "does not resolve" in str(failure.error) and "base_url" in str(failure.error)
     refused = classify(httpx.ConnectError("[Errno 111] Connection refused"), endpoint="http://h/v1")
     assert refused.kind is FailureKind.CONNECT_REFUSED
+
+
+def test_pool_exhaustion_is_not_the_servers_fault() -> None:
+    import httpx
+
+    from saigen_vllm._failures import classify
+
+    failure = classify(httpx.PoolTimeout("no connection"), endpoint="http://h/v1")
+    assert failure.kind is FailureKind.LOCAL_POOL
+    assert not failure.trips_circuit and not failure.next_endpoint and failure.transient
+    assert "server was not asked" in str(failure.error)

@@ -182,6 +182,11 @@ class VLLMSettings(BaseSettings):
                 return None
         return value
 
+    @field_validator("usage_log")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
     @field_validator("verify", mode="before")
     @classmethod
     def _check_verify(cls, value: Any) -> Any:
