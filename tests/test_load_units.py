@@ -43,12 +43,19 @@ def test_circuit_opens_once_after_threshold_and_ignores_stale_failures() -> None
     assert breaker.retry_in() == 1  # the 18 late failures did not extend the cooldown
 
 
-def test_half_open_runs_one_health_probe_for_every_caller_and_closes() -> None:
+def _half_open() -> tuple[Clock, CircuitBreaker]:
+    """A breaker opened by one failure, its cooldown just over."""
     clock = Clock()
     breaker = CircuitBreaker(failure_threshold=1, cooldown=10, clock=clock)
     ticket = breaker.ticket()
     assert ticket is not None and breaker.record_failure(ticket)
     clock.now = 10
+    assert breaker.state is CircuitState.HALF_OPEN
+    return clock, breaker
+
+
+def test_half_open_runs_one_health_probe_for_every_caller_and_closes() -> None:
+    clock, breaker = _half_open()
     probes = 0
 
     async def healthy() -> bool:
@@ -68,11 +75,7 @@ def test_half_open_runs_one_health_probe_for_every_caller_and_closes() -> None:
 
 
 def test_failed_probe_reopens_and_a_cancelled_prober_does_not_lock_the_endpoint() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(failure_threshold=1, cooldown=10, clock=clock)
-    ticket = breaker.ticket()
-    assert ticket is not None and breaker.record_failure(ticket)
-    clock.now = 10
+    clock, breaker = _half_open()
     release = asyncio.Event()
 
     async def slow_unhealthy() -> bool:
