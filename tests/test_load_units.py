@@ -55,7 +55,7 @@ def _half_open() -> tuple[Clock, CircuitBreaker]:
 
 
 def test_half_open_runs_one_health_probe_for_every_caller_and_closes() -> None:
-    clock, breaker = _half_open()
+    _, breaker = _half_open()
     probes = 0
 
     async def healthy() -> bool:
