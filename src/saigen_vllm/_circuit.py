@@ -116,7 +116,7 @@ class CircuitBreaker:
                 self._open()
         return healthy
 
-    def record_success(self, ticket: Ticket | None = None) -> bool:
+    def record_success(self) -> bool:
         """A request succeeded. Returns True when this closed a circuit that was open."""
         self._failures = 0
         if self._opened_at is None:

@@ -329,7 +329,7 @@ class ResilientClient:
                         FallbackEvent(endpoint.shown, following[0].shown, last.kind.value)
                     )
                     continue
-                if endpoint.breaker.record_success(ticket):
+                if endpoint.breaker.record_success():
                     await self._circuit_event(endpoint, "on_circuit_close")
             finally:
                 self.dispatcher.release(endpoint)
