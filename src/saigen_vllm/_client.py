@@ -3,8 +3,10 @@
 dispatcher (admission, choice of endpoint) -> endpoint's circuit (half-open: one ``/health``
 probe) -> plan (what the server serves, fetched single-flight; count the prompt only when a safe
 bound may not fit; clamp ``max_tokens``) -> stream under the endpoint's liveness watcher -> refuse
-truncated or empty output. Any failure is classified once (:mod:`saigen_vllm._failures`) and the
-classification alone decides what happens next: retry here (tenacity), another endpoint, give up.
+truncated or empty output. An optional output constraint the server cannot compile (400) is
+dropped for that server, once: the request goes again without it. Any failure is classified
+once (:mod:`saigen_vllm._failures`) and the classification alone decides what happens next:
+retry here (tenacity), another endpoint, give up.
 Finished requests go to the usage ledger and the ``on_usage`` hook.
 """
 
@@ -14,12 +16,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._circuit import Ticket
 from ._dispatch import Dispatcher
 from ._endpoint import Endpoint
-from ._failures import Failure, FailureKind, classify
+from ._failures import Failure, FailureKind, classify, refuses_constraint
 from ._liveness import Verdict
 from ._redact import redact_url
 from ._retrying import AttemptFailed, RetryPolicy, RetryStats
@@ -37,6 +39,7 @@ from .hooks import (
 )
 
 if TYPE_CHECKING:
+    from ._structured import Constraint
     from .settings import VLLMSettings
 
 logger = logging.getLogger("saigen_vllm")
@@ -63,6 +66,10 @@ class GenerationResult:
     attempts: int
     retry_wait: float
     endpoints_tried: list[str] = field(default_factory=list)
+    constraint: Constraint | None = None
+    """The output constraint the reply was generated under (``None``: unconstrained)."""
+    constraint_dropped: bool = False
+    """An optional constraint was asked for but this server cannot compile it."""
 
 
 @dataclass
@@ -72,6 +79,8 @@ class _Plan:
     prompt_tokens: int | None
     source: str
     max_model_len: int | None
+    constraint: Constraint | None = None
+    constraint_dropped: bool = False
 
 
 def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
@@ -214,7 +223,7 @@ class ResilientClient:
         endpoint: Endpoint,
         messages: list[dict[str, str]],
         max_tokens: int,
-        response_format: dict[str, Any] | None,
+        constraint: Constraint | None,
         plans: list[_Plan],
     ) -> Completion:
         model = self.settings.model
@@ -222,23 +231,36 @@ class ResilientClient:
             plan = await self._plan(endpoint, messages, max_tokens)
             plans.append(plan)
             model = plan.model
-            completion = await endpoint.liveness.watch(
-                self.transport.chat(
-                    endpoint.url,
-                    model=plan.model,
-                    messages=messages,
-                    max_tokens=plan.max_tokens,
-                    temperature=self.settings.temperature,
-                    response_format=response_format,
-                    on_chunk=endpoint.liveness.activity,
-                ),
-                deadline=self.settings.timeout,
-            )
+            plan.constraint = constraint
+            if constraint is not None and not endpoint.accepts(constraint):
+                plan.constraint, plan.constraint_dropped = None, True
+            try:
+                completion = await self._stream(endpoint, plan, messages)
+            except Exception as exc:
+                if plan.constraint is None or not plan.constraint.optional:
+                    raise
+                if not refuses_constraint(exc):
+                    raise
+                if endpoint.refuse(plan.constraint.kind):
+                    logger.warning(
+                        "vLLM at %s cannot constrain output to the %s %s (%s): sending saidata "
+                        "requests there unconstrained from now on",
+                        endpoint.shown,
+                        plan.constraint.source or "requested",
+                        plan.constraint.kind,
+                        exc,
+                    )
+                plan.constraint, plan.constraint_dropped = None, True
+                completion = await self._stream(endpoint, plan, messages)
+            constrained = plan.constraint is not None and plan.constraint.expects_json
             return require_content(
                 completion,
                 max_tokens=plan.max_tokens,
-                expect_json=response_format is not None
-                and response_format.get("type") in ("json_object", "json_schema"),
+                # a server that ignores an optional constraint answers as the prompt asks
+                expect_json=constrained
+                and plan.constraint is not None
+                and not plan.constraint.optional,
+                json_constrained=constrained,
             )
         except Exception as exc:
             failure = classify(
@@ -256,6 +278,28 @@ class ResilientClient:
             if failure.error is not exc:
                 failure.error.__cause__ = exc
             raise AttemptFailed(failure) from exc
+
+    async def _stream(
+        self, endpoint: Endpoint, plan: _Plan, messages: list[dict[str, str]]
+    ) -> Completion:
+        """One streamed request under the endpoint's liveness watcher."""
+        response_format = structured_outputs = None
+        if plan.constraint is not None:
+            version = await endpoint.server_version()
+            response_format, structured_outputs = plan.constraint.request_fields(version)
+        return await endpoint.liveness.watch(
+            self.transport.chat(
+                endpoint.url,
+                model=plan.model,
+                messages=messages,
+                max_tokens=plan.max_tokens,
+                temperature=self.settings.temperature,
+                response_format=response_format,
+                structured_outputs=structured_outputs,
+                on_chunk=endpoint.liveness.activity,
+            ),
+            deadline=self.settings.timeout,
+        )
 
     async def _admit(self, endpoint: Endpoint) -> Ticket | None:
         """A ticket through the endpoint's circuit; half-open runs its one /health probe."""
@@ -275,7 +319,7 @@ class ResilientClient:
         messages: list[dict[str, str]],
         *,
         max_tokens: int | None = None,
-        response_format: dict[str, Any] | None = None,
+        constraint: Constraint | None = None,
     ) -> GenerationResult:
         requested = max_tokens or self.settings.max_tokens
         stats = RetryStats()
@@ -307,9 +351,7 @@ class ResilientClient:
                 async def attempt(
                     endpoint: Endpoint = endpoint, plans: list[_Plan] = plans
                 ) -> Completion:
-                    return await self._attempt(
-                        endpoint, messages, requested, response_format, plans
-                    )
+                    return await self._attempt(endpoint, messages, requested, constraint, plans)
 
                 try:
                     completion = await self.policy.run(attempt, stats, before_sleep)
@@ -346,6 +388,8 @@ class ResilientClient:
                 attempts=stats.attempts,
                 retry_wait=stats.waited,
                 endpoints_tried=[e.shown for e in tried],
+                constraint=plan.constraint,
+                constraint_dropped=plan.constraint_dropped,
             )
         if last is None:
             cooling = [e for e in self.endpoints if e.breaker.retry_in() > 0] or self.endpoints

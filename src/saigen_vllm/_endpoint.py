@@ -1,5 +1,6 @@
-"""One object per server: its circuit breaker, its liveness watcher, what it serves (fetched
-single-flight and cached), and how many requests it holds.
+"""One object per server: its circuit breaker, its liveness watcher, what it serves and which
+version it runs (each fetched single-flight and cached), which output constraints it refused,
+and how many requests it holds.
 
 Everything the dispatcher and the client need to know about a server lives here, so that a
 request's walk only asks its endpoint.
@@ -8,17 +9,50 @@ request's walk only asks its endpoint.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ._circuit import CircuitBreaker
 from ._liveness import Liveness, Observation, Verdict
 from ._redact import redact_url
 
 if TYPE_CHECKING:
+    from ._structured import Constraint
     from ._transport import ServedModel, Transport
     from .settings import EndpointSpec, VLLMSettings
+
+logger = logging.getLogger("saigen_vllm")
+T = TypeVar("T")
+
+
+class SingleFlight(Generic[T]):
+    """A fact fetched once and cached; concurrent callers share the one request in flight, and a
+    caller that is cancelled does not cancel it for the others."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[T]]) -> None:
+        self._fetch = fetch
+        self._value: tuple[T] | None = None
+        self._task: asyncio.Future[T] | None = None
+
+    @property
+    def value(self) -> T | None:
+        return self._value[0] if self._value is not None else None
+
+    async def get(self, *, refresh: bool = False) -> T:
+        if self._value is not None and not refresh:
+            return self._value[0]
+        task = self._task
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            task = asyncio.ensure_future(self._fetch())
+            self._task = task
+        value = await asyncio.shield(task)
+        self._value = (value,)
+        return value
+
+    def forget(self) -> None:
+        self._value = None
 
 
 class Endpoint:
@@ -48,8 +82,10 @@ class Endpoint:
             clock=clock,
         )
         self._on_verdict = on_verdict
-        self._served: list[ServedModel] | None = None
-        self._fetching: asyncio.Task[list[ServedModel]] | None = None
+        self._served = SingleFlight(lambda: transport.models(self.url))
+        self._version = SingleFlight(self._fetch_version)
+        self.refused: set[str] = set()
+        """Kinds of optional output constraint this server answered 400 to: not sent again."""
 
     def __repr__(self) -> str:
         return (
@@ -71,23 +107,40 @@ class Endpoint:
     @property
     def served(self) -> list[ServedModel] | None:
         """What the server was last seen to serve (``None``: not asked yet)."""
-        return self._served
+        return self._served.value
 
     async def served_models(self, *, refresh: bool = False) -> list[ServedModel]:
-        """``GET /v1/models``, cached; concurrent callers share one request in flight."""
-        if self._served is not None and not refresh:
-            return self._served
-        task = self._fetching
-        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
-            task = asyncio.ensure_future(self.transport.models(self.url))
-            self._fetching = task
-        served = await asyncio.shield(task)
-        self._served = served
-        return served
+        """``GET /v1/models``, cached."""
+        return await self._served.get(refresh=refresh)
+
+    async def server_version(self) -> tuple[int, ...] | None:
+        """The vLLM version from ``GET /version``, cached; ``None`` when it does not say."""
+        return await self._version.get()
+
+    async def _fetch_version(self) -> tuple[int, ...] | None:
+        from ._structured import parse_version
+
+        try:
+            return parse_version(await self.transport.version(self.url))
+        except Exception as exc:  # a proxy without /version: the portable request form
+            logger.debug("GET /version failed on %s: %s", self.shown, exc)
+            return None
+
+    def accepts(self, constraint: Constraint) -> bool:
+        """False for an optional constraint of a kind this server refused before."""
+        return not (constraint.optional and constraint.kind in self.refused)
+
+    def refuse(self, kind: str) -> bool:
+        """Remember that this server refused an optional ``kind`` of constraint; True the first
+        time (the one time it is worth a warning)."""
+        first = kind not in self.refused
+        self.refused.add(kind)
+        return first
 
     def forget(self) -> None:
-        """The server may come back with other facts (another model, another context)."""
-        self._served = None
+        """The server may come back with other facts (another model, context or version)."""
+        self._served.forget()
+        self._version.forget()
 
     # -- health --------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from ._redact import redact_url
 from ._transport import NoResponseHeaders, StreamBroken
 from .errors import (
     BadRequest,
+    ConstraintRefused,
     ContextLengthExceeded,
     GenerationError,
     InvalidConfiguration,
@@ -51,6 +52,7 @@ class FailureKind(str, enum.Enum):
     RATE_LIMITED = "rate_limited"  # 429
     REQUEST_TIMEOUT = "request_timeout"  # 408
     CONTEXT_LENGTH = "context_length"  # 400 with a context wording
+    CONSTRAINT_REFUSED = "constraint_refused"  # 400: the grammar backend refused the schema
     BAD_REQUEST = "bad_request"  # other 400, 422
     MODEL_NOT_FOUND = "model_not_found"  # 404 naming a model
     WRONG_PATH = "wrong_path"  # other 404: base_url is off
@@ -85,6 +87,40 @@ _CONTEXT_PATTERNS = (
 
 def is_context_length_message(message: str) -> bool:
     return any(pattern.search(message) for pattern in _CONTEXT_PATTERNS)
+
+
+_CONSTRAINT_WORDS = re.compile(
+    r"grammar|json schema|structured.output|guided|xgrammar|guidance|outlines|regex parse", re.I
+)
+
+
+def is_constraint_message(message: str) -> bool:
+    """A 400 about the output constraint: vLLM's "Grammar error: ...", "The provided JSON schema
+    contains features not supported by xgrammar", "Invalid JSON grammar specification", ..."""
+    return _CONSTRAINT_WORDS.search(message) is not None
+
+
+def refuses_constraint(exc: BaseException) -> bool:
+    """``exc`` is the server refusing the request's output constraint (and nothing else): a 400
+    before the stream, or, when vLLM compiles the grammar after answering 200, in-band."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        status: int | None = exc.status_code
+    elif isinstance(exc, openai.APIError):
+        status = in_band_status(exc.body)
+    else:
+        return False
+    return status == 400 and is_constraint_message(error_message(exc.body, exc.message))
+
+
+def in_band_status(body: Any) -> int | None:
+    """The HTTP status an in-band SSE error event names (``{"code": 400, ...}``), if any."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    code = inner.get("code") if isinstance(inner, dict) else None
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    return code if isinstance(code, int) and 400 <= code < 600 else None
 
 
 def error_message(body: Any, fallback: str) -> str:
@@ -267,6 +303,17 @@ def _status_failure(
             next_endpoint=True,
             status_code=status,
         )
+    if status == 400 and is_constraint_message(message):
+        return Failure(
+            FailureKind.CONSTRAINT_REFUSED,
+            ConstraintRefused(
+                f"vLLM at {where} cannot constrain output to the requested schema or format: "
+                f"{message} Fix: simplify the schema, or set `structured_output: json_object` "
+                "(or `off`)."
+            ),
+            next_endpoint=True,  # another server may run another grammar backend
+            status_code=status,
+        )
     if status in (400, 422):
         return Failure(
             FailureKind.BAD_REQUEST,
@@ -423,6 +470,9 @@ def classify(
         )
     if isinstance(exc, openai.APIError):  # in-band SSE error event after a 200
         message = error_message(exc.body, exc.message)
+        status = in_band_status(exc.body)
+        if status is not None and 400 <= status < 500 and status not in (408, 429):
+            return _status_failure(status, message, None, endpoint, model, has_key)
         if is_context_length_message(message):
             return Failure(
                 FailureKind.CONTEXT_LENGTH,

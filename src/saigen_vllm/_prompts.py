@@ -57,6 +57,27 @@ _compiled: dict[str, string.Template] = {}
 _schema: list[str] = []
 
 
+def _original_schema_loader(module: Any) -> Any:
+    """The host's own ``load_saidata_schema``; a new one (a reloaded module, a test's stand-in)
+    empties the cache."""
+    original = module.load_saidata_schema
+    if original is _cached_schema:  # another thread is inside render_host right now
+        return module._saigen_vllm_original_schema
+    if getattr(module, "_saigen_vllm_original_schema", None) is not original:
+        module._saigen_vllm_original_schema = original
+        _schema.clear()
+    return original
+
+
+def host_schema_text() -> str:
+    """``saigen.llm.prompts.load_saidata_schema()``, read once per process (the text the host's
+    prompts embed: its schema as JSON, or a sentence when it has none)."""
+    import importlib
+
+    _original_schema_loader(importlib.import_module("saigen.llm.prompts"))
+    return _cached_schema()
+
+
 def _cached_schema() -> str:
     if not _schema:
         module: Any = sys.modules["saigen.llm.prompts"]
@@ -85,12 +106,7 @@ def render_host(template: Any, context: Any) -> str:
     if not _knows_shape(template):
         return str(template.render(context))
     module: Any = sys.modules["saigen.llm.prompts"]
-    original = module.load_saidata_schema
-    if original is _cached_schema:  # another thread is inside this function right now
-        original = module._saigen_vllm_original_schema
-    elif getattr(module, "_saigen_vllm_original_schema", None) is not original:
-        module._saigen_vllm_original_schema = original
-        _schema.clear()
+    original = _original_schema_loader(module)
     module.load_saidata_schema = _cached_schema  # only while the variables are built
     try:
         variables = template._build_template_variables(context)

@@ -186,10 +186,12 @@ class Transport:
         max_tokens: int,
         temperature: float,
         response_format: dict[str, Any] | None = None,
+        structured_outputs: dict[str, Any] | None = None,
         on_chunk: Callable[[], None] | None = None,
     ) -> Completion:
         """Stream one chat completion and assemble it. ``on_chunk`` is called for every chunk
-        (the liveness watcher's sign of progress); the caller bounds the whole of it."""
+        (the liveness watcher's sign of progress); the caller bounds the whole of it.
+        ``structured_outputs`` goes into the request body, under what ``extra_body`` sets there."""
         client = self.openai_client(endpoint)
         started = time.perf_counter()
         request: dict[str, Any] = {
@@ -203,8 +205,13 @@ class Transport:
         }
         if response_format is not None:
             request["response_format"] = response_format
-        if self._settings.extra_body:
-            request["extra_body"] = dict(self._settings.extra_body)
+        extra = self._settings.extra_body
+        if structured_outputs is not None:
+            configured = extra.get("structured_outputs")
+            mine = {**structured_outputs, **(configured if isinstance(configured, dict) else {})}
+            request["extra_body"] = {**extra, "structured_outputs": mine}
+        elif extra:
+            request["extra_body"] = dict(extra)
         try:
             created = await asyncio.wait_for(
                 client.chat.completions.create(**request), timeout=self._settings.headers_timeout
@@ -388,11 +395,16 @@ def parse_metrics(text: str) -> ServerMetrics:
 
 
 def require_content(
-    completion: Completion, *, max_tokens: int, expect_json: bool = False
+    completion: Completion,
+    *,
+    max_tokens: int,
+    expect_json: bool = False,
+    json_constrained: bool = False,
 ) -> Completion:
-    """Refuse a completion that is cut off, empty, or (when JSON was asked for) not JSON."""
+    """Refuse a completion that is cut off, empty, or (``expect_json``) not JSON.
+    ``json_constrained``: decoding was constrained to JSON (a cut-off reply says so)."""
     if completion.finish_reason == "length":
-        if expect_json and not _parses_as_json(completion.content):
+        if (expect_json or json_constrained) and not _parses_as_json(completion.content):
             raise TruncatedOutput(
                 f"vLLM hit max_tokens={max_tokens} inside JSON-constrained output that does not "
                 "parse (often whitespace runaway from a weak model): nothing was returned. "

@@ -58,6 +58,10 @@ class BadRequest(ConfigurationError):
     """The server rejected the request as malformed (400/422); sending it again cannot help."""
 
 
+class ConstraintRefused(BadRequest):
+    """The server's grammar backend cannot compile the requested schema or format (400)."""
+
+
 class Unauthorized(AuthenticationError):
     """The server wants an API key, or refused the one sent."""
 
@@ -92,6 +96,7 @@ __all__ = [
     "CircuitOpen",
     "ConfigurationError",
     "ConnectionError",
+    "ConstraintRefused",
     "ContextLengthExceeded",
     "GenerationError",
     "InvalidConfiguration",

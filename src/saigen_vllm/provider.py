@@ -23,6 +23,7 @@ from .settings import VLLMSettings, load_settings
 
 if TYPE_CHECKING:
     from ._client import GenerationResult, ResilientClient
+    from ._structured import Constraint
     from ._usage import UsageLedger
     from .hooks import Hooks
 
@@ -43,6 +44,7 @@ class VLLMProvider(BaseLLMProvider):
         self._hooks: Hooks | None = None
         self._client: ResilientClient | None = None
         self._last_model: str | None = None
+        self._saidata_constraint: tuple[Constraint | None] | None = None
         if self.settings.hooks:
             _ = self.hooks  # import configured hooks now: a bad path is a configuration error
 
@@ -106,13 +108,30 @@ class VLLMProvider(BaseLLMProvider):
         return 0.0
 
     async def generate_saidata(self, context: Any) -> LLMResponse:
-        """Render the prompt for ``context`` and return the model's whole reply."""
+        """Render the prompt for ``context`` and return the model's whole reply as YAML.
+
+        With ``structured_output`` on (see docs/configuration.md) the server is constrained to
+        the saidata schema and its JSON reply is handed over as YAML, as saigen's prompts ask."""
         from ._prompts import render_messages
 
         template, messages = render_messages(context)
-        response = await self.complete(messages)
+        started = time.perf_counter()
+        result = await self.client.generate(messages, constraint=self.saidata_constraint)
+        self._last_model = result.model
+        content = None
+        if result.constraint is not None and result.constraint.expects_json:
+            from ._structured import json_to_yaml
+
+            try:
+                content = json_to_yaml(result.completion.content)
+            except ValueError:  # the server ignored the constraint: its reply is as prompted
+                logger.debug("constrained reply from %s is not JSON", result.completion.endpoint)
+        response = self._response(result, time.perf_counter() - started, content)
         if response.metadata is not None:
             response.metadata["template"] = template
+            if result.constraint is not None and content is None:
+                response.metadata["structured_output"] = None
+                response.metadata["structured_output_ignored"] = True
         return response
 
     # -- beyond the contract -------------------------------------------------------------------
@@ -139,6 +158,26 @@ class VLLMProvider(BaseLLMProvider):
         return self.client.usage
 
     @property
+    def saidata_constraint(self) -> Constraint | None:
+        """What saidata replies are constrained to (``structured_output``), resolved once."""
+        if self._saidata_constraint is None:
+            from ._structured import saidata_constraint
+
+            try:
+                constraint = saidata_constraint(
+                    self.settings.structured_output, self.settings.response_schema
+                )
+            except ValueError as exc:  # the schema file changed since the config was read
+                raise InvalidConfiguration(
+                    f"vllm provider: invalid `response_schema` = "
+                    f"{str(self.settings.response_schema)!r}: {exc}. Fix: give the path of a "
+                    "JSON schema file, or leave it out to use saigen's own saidata schema.",
+                    field="response_schema",
+                ) from None
+            self._saidata_constraint = (constraint,)
+        return self._saidata_constraint[0]
+
+    @property
     def client(self) -> ResilientClient:
         if self._client is None:
             from ._client import ResilientClient
@@ -153,15 +192,21 @@ class VLLMProvider(BaseLLMProvider):
         max_tokens: int | None = None,
         response_format: dict[str, Any] | None = None,
     ) -> LLMResponse:
-        """Send chat ``messages`` through the resilient client; return one whole response."""
+        """Send chat ``messages`` through the resilient client; return one whole response.
+        A ``response_format`` is sent as given, and the reply must honour it."""
+        from ._structured import Constraint
+
         started = time.perf_counter()
-        result = await self.client.generate(
-            messages, max_tokens=max_tokens, response_format=response_format
-        )
+        constraint = None
+        if response_format is not None:
+            constraint = Constraint.from_response_format(response_format)
+        result = await self.client.generate(messages, max_tokens=max_tokens, constraint=constraint)
         self._last_model = result.model
         return self._response(result, time.perf_counter() - started)
 
-    def _response(self, result: GenerationResult, elapsed: float) -> LLMResponse:
+    def _response(
+        self, result: GenerationResult, elapsed: float, content: str | None = None
+    ) -> LLMResponse:
         completion = result.completion
         metadata: dict[str, Any] = {
             "provider": "vllm",
@@ -184,16 +229,19 @@ class VLLMProvider(BaseLLMProvider):
             "max_model_len": result.max_model_len,
             "prompt_tokens_counted": result.prompt_tokens_counted,
             "prompt_tokens_source": result.prompt_tokens_source,
+            "structured_output": result.constraint.kind if result.constraint else None,
             "tensor_parallel_size": self.settings.tensor_parallel_size,
             "gpu_memory_utilization": self.settings.gpu_memory_utilization,
         }
+        if result.constraint_dropped:
+            metadata["structured_output_refused"] = True
         if result.max_tokens != result.requested_max_tokens:
             metadata["max_tokens_clamped_from"] = result.requested_max_tokens
         tokens = completion.total_tokens
         if tokens is None and completion.prompt_tokens is not None:
             tokens = completion.prompt_tokens + (completion.completion_tokens or 0)
         return LLMResponse(
-            content=completion.content,
+            content=completion.content if content is None else content,
             tokens_used=tokens,
             cost_estimate=0.0,
             model_used=result.model,

@@ -50,6 +50,10 @@ FIXES: dict[str, str] = {
     "progress_timeout": "give the seconds a server may make no progress at all before a request "
     "on it is given up, above 0, e.g. 15",
     "usage_log": "give a file path to append one JSON line per response to, or leave it out",
+    "structured_output": "use `auto` (the saidata schema when known), `json_schema`, "
+    "`json_object`, or `off`",
+    "response_schema": "give the path of a JSON schema file (a JSON object), or leave it out to "
+    "use saigen's own saidata schema",
     "model": "use the name the server serves (see `saigen-vllm doctor`), or leave it out to use it",
     "api_key": "set the key the server was started with (--api-key), or leave it out",
     "temperature": "use a number from 0 to 2 (0.1 suits saidata)",
@@ -125,6 +129,12 @@ class VLLMSettings(BaseSettings):
         15.0, gt=0, description="seconds a busy server may make no progress before giving up"
     )
     usage_log: Path | None = Field(None, description="append one JSON line per response here")
+    structured_output: Literal["auto", "json_schema", "json_object", "off"] = Field(
+        "auto", description="constrain saidata replies on the server: auto, json_schema, ..."
+    )
+    response_schema: Path | None = Field(
+        None, description="JSON schema file for saidata replies; none: saigen's own"
+    )
     model: str | None = Field(None, description="served model name; none: the one served")
     api_key: SecretStr | None = Field(None, description="API key (also VLLM_API_KEY)")
     temperature: float = Field(0.1, ge=0.0, le=2.0)
@@ -173,7 +183,15 @@ class VLLMSettings(BaseSettings):
             return [{"url": item} if isinstance(item, str) else item for item in value]
         return value
 
-    @field_validator("model", "api_key", "routing", "max_in_flight", "usage_log", mode="before")
+    @field_validator(
+        "model",
+        "api_key",
+        "routing",
+        "max_in_flight",
+        "usage_log",
+        "response_schema",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -186,6 +204,28 @@ class VLLMSettings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @field_validator("structured_output", mode="before")
+    @classmethod
+    def _structured_output_word(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower() or None
+        if value is None:  # unset, blank, or the host's None for a key it does not know
+            return "auto"
+        if value is False:  # YAML reads an unquoted `off` or `no` as false
+            return "off"
+        return value
+
+    @field_validator("response_schema")
+    @classmethod
+    def _readable_schema(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        from ._structured import load_schema_file
+
+        path = value.expanduser()
+        load_schema_file(path)  # ValueError says what is wrong with it
+        return path
 
     @field_validator("verify", mode="before")
     @classmethod

@@ -167,14 +167,26 @@ CHAT_TEMPLATE = (
 )
 
 
-def _prefer_eos(model: object, eos: int, specials: list[int]) -> None:
-    """Make the model end its reply at once unless asked for more (``min_tokens``).
+REVISION = 3
+"""Raised whenever the model's behaviour changes, so cached copies are rebuilt."""
+
+CLOSERS = ("}", "]", '"')
+"""Characters that end a JSON value: under a grammar the model picks them whenever allowed."""
+SEPARATORS = (",", ":", ".")
+"""Then these: on to the next key or value rather than more of a number or a string."""
+
+
+def _prefer_eos(model: object, eos: int, specials: list[int], tokens: dict[str, int]) -> None:
+    """Make the model end everything as early as it may.
 
     Hidden dimension 0 carries a constant positive value through the residual stream (every
-    embedding has it; no layer writes to it), and only the EOS row of lm_head reads it. So EOS wins
-    every step where it is allowed: with ``min_tokens=N`` a reply is exactly N ordinary tokens
-    then a clean stop; JSON-constrained decoding stops as soon as the grammar allows. The other
-    special tokens are pushed down the same way so they are never chosen.
+    embedding has it; no layer writes to it), and only lm_head rows given a weight there read it.
+    EOS gets the largest, so it wins every step where it is allowed: with ``min_tokens=N`` a reply
+    is exactly N ordinary tokens then a clean stop. Under a JSON grammar, EOS is allowed only after
+    the document closes, so the next in line decide: tokens made only of ``}`` ``]`` ``"`` (close
+    the object, array or string now), then ``,`` ``:`` ``.``; whitespace comes last. So a
+    constrained reply is the smallest document the schema allows, the same every time. The other
+    special tokens are pushed down.
     """
     import torch
 
@@ -186,6 +198,13 @@ def _prefer_eos(model: object, eos: int, specials: list[int]) -> None:
             layer.mlp.down_proj.weight[0, :] = 0.0
         head = model.lm_head.weight  # type: ignore[attr-defined]
         head[:, 0] = 0.0
+        for text, token in tokens.items():
+            if text and set(text) <= set(CLOSERS):
+                head[token, 0] = 40.0 - len(text)  # the shortest closer first
+            elif text in SEPARATORS:
+                head[token, 0] = 30.0
+            elif text and not text.strip():
+                head[token, 0] = -40.0  # whitespace: never while anything else is allowed
         for token in specials:
             head[token, 0] = -50.0
         head[eos, 0] = 50.0
@@ -234,11 +253,17 @@ def build(out: Path, max_positions: int = 2048) -> None:
         tie_word_embeddings=False,
     )
     model = LlamaForCausalLM(config)
+    decoded = {fast.decode([token]): token for token in range(tokenizer.get_vocab_size())}
     _prefer_eos(
-        model, eos=fast.eos_token_id, specials=[fast.convert_tokens_to_ids(t) for t in specials]
+        model,
+        eos=fast.eos_token_id,
+        specials=[fast.convert_tokens_to_ids(t) for t in specials],
+        tokens=decoded,
     )
     model.save_pretrained(out, safe_serialization=True)
-    (out / "BUILT").write_text(json.dumps({"vocab": tokenizer.get_vocab_size()}) + "\n")
+    (out / "BUILT").write_text(
+        json.dumps({"vocab": tokenizer.get_vocab_size(), "revision": REVISION}) + "\n"
+    )
 
 
 if __name__ == "__main__":

