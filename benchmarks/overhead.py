@@ -7,7 +7,9 @@ streamed from a vLLM-shaped simulator in its own process (no queue: every reques
 - bare SDK: streaming ``AsyncOpenAI`` (max_retries=0), the prompt rendered once beforehand;
 - upstream design: the host renders its template per request (as saigen's in-tree provider does),
   then the same bare streaming SDK call;
-- saigen-vllm: ``provider.generate_saidata(context)``: render, dispatch, plan, stream, check.
+- saigen-vllm: ``provider.generate_saidata(context)``: render, dispatch, plan, stream, check;
+  twice: unconstrained (``structured_output: off``, the same request as the others) and with the
+  default under saigen (the 40 kB saidata schema in every request, the JSON reply turned to YAML).
 
 Reports CPU time of this process per request (the client's cost) and wall time per request, and
 the ratios against the bare SDK. With real saigen importable its templates are used, else the
@@ -87,8 +89,8 @@ async def bare(url: str, n: int, c: int, render: bool) -> tuple[float, float]:
         await client.close()
 
 
-async def ours(url: str, n: int, c: int) -> tuple[float, float]:
-    provider = VLLMProvider({"base_url": url, "max_tokens": 64})
+async def ours(url: str, n: int, c: int, structured: str) -> tuple[float, float]:
+    provider = VLLMProvider({"base_url": url, "max_tokens": 64, "structured_output": structured})
 
     async def one() -> None:
         response = await provider.generate_saidata(CONTEXT)
@@ -111,7 +113,8 @@ def main() -> None:
         url = urls[0]
         first = asyncio.run(bare(url, n, c, render=False))
         upstream = asyncio.run(bare(url, n, c, render=True))
-        provider = asyncio.run(ours(url, n, c))
+        plain = asyncio.run(ours(url, n, c, "off"))
+        constrained = asyncio.run(ours(url, n, c, "auto"))
         again = asyncio.run(bare(url, n, c, render=False))  # order effects: keep the cheaper
         sdk = min(first, again)
     print(
@@ -122,7 +125,8 @@ def main() -> None:
     for name, (cpu, wall) in (
         ("bare streaming AsyncOpenAI (baseline)", sdk),
         ("upstream design (host render + bare SDK)", upstream),
-        ("saigen-vllm generate_saidata", provider),
+        ("saigen-vllm generate_saidata, unconstrained", plain),
+        ("saigen-vllm generate_saidata, schema (default)", constrained),
     ):
         print(f"{name:44}{cpu:12.2f}{wall:13.2f}{cpu / sdk[0]:11.2f}")
 

@@ -10,6 +10,8 @@ from tests.support.fault_server import FaultServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKEHOST = Path(__file__).resolve().parent / "fakehost"
+SHARED = ROOT.parent / "shared"
+"""The reference folder beside the checkout (../shared): the saidata schema and samples."""
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,45 @@ def test_inside_real_saigen(vllm: RunningServer) -> None:
     assert report["metadata"]["prompt_tokens_source"] == "server"
     assert report["same_across_loops"] is True
     assert report["refused"] == "ServerUnreachable"
+
+
+WRITE_AND_VALIDATE = """
+import asyncio, json, sys
+from saigen.models.generation import GenerationContext
+from saigen_vllm.provider import VLLMProvider
+
+provider = VLLMProvider(json.loads(sys.argv[1]))
+response = asyncio.run(provider.generate_saidata(GenerationContext(software_name="nginx")))
+with open(sys.argv[2], "w", encoding="utf-8") as out:
+    out.write(response.content)
+print(json.dumps({"metadata": response.metadata}))
+"""
+
+
+def test_default_settings_write_saidata_that_saigen_validate_accepts(
+    vllm: RunningServer, tmp_path: Path
+) -> None:
+    """saigen's own schema constrains the reply (no setting needed) and `saigen validate`, its own
+    command line, accepts the file written from it."""
+    target = tmp_path / "nginx.yaml"
+    env = {**os.environ, "PYTHONPATH": os.environ["SAIGEN_VLLM_HOST_SOURCE"]}
+    python = os.environ["SAIGEN_VLLM_HOST_PYTHON"]
+    config = json.dumps(vllm.config(max_tokens=512, extra_body={}))
+    out = subprocess.run(
+        [python, "-c", textwrap.dedent(WRITE_AND_VALIDATE), config, str(target)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["metadata"]["structured_output"] == "json_schema"
+    checked = subprocess.run(
+        [python, "-m", "saigen.cli.main", "validate", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -4,7 +4,9 @@ It behaves as vLLM does where a client can tell: a streamed request gets its hea
 then nothing while it waits for one of ``slots`` (``--max-num-seqs``); an engine step every
 ``step`` seconds gives every running request one token (continuous batching: a step costs the same
 for 1 or ``slots`` requests, as decode on a GPU is bound by memory bandwidth); ``/metrics`` has
-vLLM's names (running, waiting, prompt and generation token counters); ``/health`` is 200.
+vLLM's names (running, waiting, prompt and generation token counters); ``/health`` is 200;
+``/version`` says 0.32.0. A request constrained to JSON (``structured_outputs`` or a JSON
+``response_format``) is answered with a small saidata JSON document, spread over its tokens.
 
 Faults of the engine, as vLLM shows them:
 - :meth:`VLLMSim.freeze` - the engine core stopped (``kill -STOP``): /health still 200, metrics
@@ -34,6 +36,7 @@ from tests.support.fault_server import (
 )
 
 WORD = "pkg "
+JSON_REPLY = '{"version":"0.3","metadata":{"name":"sim","description":"a simulated package"}}'
 
 
 @dataclass
@@ -42,6 +45,15 @@ class _Request:
     wanted: int
     tokens: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     generated: int = 0
+    text: str | None = None
+    """The whole reply when it is not WORD repeated (a JSON document)."""
+
+    def piece(self, index: int) -> str:
+        """Token ``index`` (0-based) of ``wanted``."""
+        if self.text is None:
+            return WORD
+        size = -(-len(self.text) // self.wanted)
+        return self.text[index * size : (index + 1) * size]
 
 
 class VLLMSim(LoopbackHTTPServer):
@@ -94,9 +106,9 @@ class VLLMSim(LoopbackHTTPServer):
                 self.prompt_tokens_total += request.prompt_tokens
                 self.running.append(request)
             for request in list(self.running):
+                request.tokens.put_nowait(request.piece(request.generated))
                 request.generated += 1
                 self.generation_tokens_total += 1
-                request.tokens.put_nowait(WORD)
                 if request.generated >= request.wanted:
                     request.tokens.put_nowait(None)
                     self.running.remove(request)
@@ -113,6 +125,8 @@ class VLLMSim(LoopbackHTTPServer):
             )
         elif path == "/metrics":
             await _send(writer, 200, self.metrics_text().encode(), "text/plain")
+        elif path == "/version":
+            await _send(writer, 200, b'{"version": "0.32.0"}')
         elif path == "/tokenize":
             count = len(request.body) // 4
             await _send(
@@ -145,6 +159,8 @@ class VLLMSim(LoopbackHTTPServer):
         body = received.json() or {}
         wanted = min(int(body.get("max_tokens") or self.reply_tokens), self.reply_tokens)
         request = _Request(prompt_tokens=max(1, len(received.body) // 4), wanted=max(1, wanted))
+        if _wants_json(body):
+            request.text = JSON_REPLY
         self._in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
         try:
@@ -166,6 +182,15 @@ class VLLMSim(LoopbackHTTPServer):
             if request in self.running:
                 self.running.remove(request)
         return False
+
+
+def _wants_json(body: dict[str, object]) -> bool:
+    structured = body.get("structured_outputs")
+    if isinstance(structured, dict) and (structured.get("json") or structured.get("json_object")):
+        return True
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    return kind in ("json_schema", "json_object")
 
 
 def main() -> None:
