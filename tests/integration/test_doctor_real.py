@@ -77,3 +77,30 @@ def test_probe_measures_a_real_generation(vllm: RunningServer, tmp_path) -> None
     assert probe["details"]["completion_tokens"] == 17
     assert probe["details"]["time_to_first_token_s"] > 0
     assert probe["details"]["tokens_per_second"] > 0
+
+
+@pytest.mark.parametrize("schema", ["saidata", "refused", "off"])
+def test_structured_output_check(vllm: RunningServer, tmp_path, schema: str) -> None:
+    from tests.conftest import SHARED
+    from tests.integration.test_structured_real import REFUSED_SCHEMA
+
+    path = SHARED / "data" / "saidata-0.3-schema.json"
+    if schema == "refused":
+        path = tmp_path / "refused.json"
+        path.write_text(json.dumps(REFUSED_SCHEMA))
+    mode = "off" if schema == "off" else "auto"
+    config = tmp_path / "saigen.yaml"
+    config.write_text(
+        "llm_providers:\n  vllm:\n"
+        f"    base_url: {vllm.base_url}\n    api_key: {vllm.api_key}\n"
+        f"    response_schema: {path}\n    structured_output: {mode}\n"
+    )
+    out = doctor("--json", "--probe", "--config", str(config), "--check", "server.structured_output")
+    (found,) = by_id(json.loads(out.stdout))["server.structured_output"]
+    expected = {"saidata": "ok", "refused": "warn", "off": "info"}[schema]
+    assert found["status"] == expected, found
+    if schema == "saidata":
+        assert found["details"]["form"] == "structured_outputs"  # vLLM 0.32 says its version
+        assert found["details"]["schema"] == str(path)
+    if schema == "refused":
+        assert "Grammar error" in found["details"]["error"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from .._failures import FailureKind, classify
+from .._failures import FailureKind, classify, refuses_constraint
 from .._redact import redact_url
 from .context import DoctorContext, EndpointFacts, Target
 from .model import CheckResult, Status
@@ -325,6 +325,88 @@ async def metrics(ctx: DoctorContext) -> list[CheckResult]:
         return CheckResult("server.metrics", Status.OK, summary, details=details)
 
     return await _each_endpoint(ctx, "server.metrics", body)
+
+
+@check(
+    "server.structured_output",
+    "the server constrains saidata to its schema (--probe)",
+    slow=True,
+    needs_probe=True,
+    requires=("server.models",),
+)
+async def structured_output(ctx: DoctorContext) -> list[CheckResult]:
+    from .._structured import parse_version, saidata_constraint
+
+    async def body(target: Target, endpoint: str, facts: EndpointFacts) -> CheckResult:
+        assert target.settings is not None and facts.model is not None
+        mode = target.settings.structured_output
+        constraint = saidata_constraint(mode, target.settings.response_schema)
+        if constraint is None:
+            why = "structured_output is off" if mode == "off" else "no saidata schema is known"
+            return CheckResult(
+                "server.structured_output",
+                Status.INFO,
+                f"saidata replies are not constrained: {why}",
+                None
+                if mode == "off"
+                else "install saigen beside this package, or set `response_schema`",
+                {"mode": mode},
+            )
+        transport = ctx.transport(target)
+        try:
+            version = parse_version(await transport.version(endpoint))
+        except Exception:
+            version = None
+        response_format, structured = constraint.request_fields(version)
+        details: dict[str, object] = {
+            "mode": mode,
+            "kind": constraint.kind,
+            "schema": constraint.source,
+            "form": "structured_outputs" if structured is not None else "response_format",
+        }
+        started = time.perf_counter()
+        try:
+            completion = await transport.chat(
+                endpoint,
+                model=facts.model,
+                messages=[{"role": "user", "content": PROBE_PROMPT}],
+                max_tokens=16,
+                temperature=0.0,
+                response_format=response_format,
+                structured_outputs=structured,
+            )
+        except Exception as exc:
+            if not refuses_constraint(exc):
+                raise
+            return CheckResult(
+                "server.structured_output",
+                Status.WARN,
+                f"the server cannot compile the {constraint.source} schema: saidata requests "
+                "will go unconstrained (one extra request per run)",
+                "use vLLM >= 0.11 (xgrammar or guidance), or set `structured_output: json_object`",
+                {**details, "error": str(exc)},
+            )
+        details["seconds"] = round(time.perf_counter() - started, 3)
+        if not completion.content.lstrip().startswith("{"):
+            return CheckResult(
+                "server.structured_output",
+                Status.WARN,
+                "the server ignored the constraint (the reply is not JSON)",
+                "check that this is vLLM and that no proxy strips `structured_outputs` / "
+                "`response_format`",
+                details,
+            )
+        return CheckResult(
+            "server.structured_output",
+            Status.OK,
+            f"{constraint.kind} ({constraint.source or 'any object'}) compiled and enforced "
+            f"in {details['seconds']}s, sent as {details['form']}",
+            details=details,
+        )
+
+    return await _each_endpoint(
+        ctx, "server.structured_output", body, needs_key=True, needs_model=True
+    )
 
 
 @check(
