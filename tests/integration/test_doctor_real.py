@@ -95,7 +95,9 @@ def test_structured_output_check(vllm: RunningServer, tmp_path, schema: str) -> 
         f"    base_url: {vllm.base_url}\n    api_key: {vllm.api_key}\n"
         f"    response_schema: {path}\n    structured_output: {mode}\n"
     )
-    out = doctor("--json", "--probe", "--config", str(config), "--check", "server.structured_output")
+    out = doctor(
+        "--json", "--probe", "--config", str(config), "--check", "server.structured_output"
+    )
     (found,) = by_id(json.loads(out.stdout))["server.structured_output"]
     expected = {"saidata": "ok", "refused": "warn", "off": "info"}[schema]
     assert found["status"] == expected, found
