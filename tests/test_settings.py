@@ -130,3 +130,23 @@ def test_blank_key_and_model_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None
     settings = load_settings({})
     assert settings.api_key is None and settings.model is None
     assert load_settings({"api_key": "  "}).api_key is None
+
+
+def test_none_from_the_host_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """saigen's config model dumps every field it has, unset ones as None (LLMConfig's shape)."""
+    monkeypatch.setenv("SAIGEN_VLLM_MODEL", "from-env")
+    dumped = {
+        "api_key": None,
+        "api_base": None,
+        "model": None,
+        "max_tokens": None,
+        "temperature": None,
+        "timeout": 30,
+        "base_url": "http://gb10.lan:8000/v1",
+        "structured_output": None,
+    }
+    settings = load_settings(dumped)
+    assert settings.base_url == "http://gb10.lan:8000/v1"
+    assert settings.model == "from-env"  # None did not override the environment
+    assert (settings.max_tokens, settings.temperature, settings.timeout) == (4096, 0.1, 30.0)
+    assert settings.structured_output == "auto"

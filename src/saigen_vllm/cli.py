@@ -537,6 +537,39 @@ def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=True,
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(command: tuple[str, ...]) -> None:
+    """Run saigen (or any Python program embedding it) with this provider plugged in.
+
+    \b
+      saigen-vllm run saigen --config ~/.saigen/config.yaml generate nginx --llm-provider vllm_gb10
+      saigen-vllm run -- my-batch-tool --flag
+      saigen-vllm run -m saigen.cli.main batch ...
+
+    For a saigen that does not discover plugins itself: config entries naming a
+    `saigen.providers` plugin (by `provider:`, key, or key prefix) get it with every key as
+    written, the host retries them 0 times, and named instances are selectable. A saigen that
+    discovers plugins is run as it is.
+    """
+    from ._host_patch import HostShapeError, ProgramNotFound, run_program
+
+    argv = list(command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise click.UsageError("name the program to run, e.g. `saigen-vllm run saigen --help`")
+    try:
+        code = run_program(argv)
+    except (HostShapeError, ProgramNotFound) as exc:
+        click.echo(f"saigen-vllm run: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(code)
+
+
 @main.command("wait-ready")
 @click.argument("url")
 @click.option("--timeout", type=float, default=600, show_default=True)

@@ -38,6 +38,9 @@ class VLLMProvider(BaseLLMProvider):
     """saigen provider for a vLLM server (or several) speaking the OpenAI API."""
 
     settings: VLLMSettings
+    handles_retries = True
+    """The host should call it once per generation: it retries what is transient itself (its
+    ``max_retries``), and a host retrying on top multiplies attempts (docs/host-integration.md)."""
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(dict(config or {}))

@@ -312,7 +312,8 @@ def _format_errors(exc: ValidationError, config: Mapping[str, Any]) -> InvalidCo
 
 def load_settings(config: Mapping[str, Any] | None = None) -> VLLMSettings:
     """Validate a provider config dict (plus environment and defaults) into settings."""
-    raw: dict[str, Any] = dict(config or {})
+    # None means unset: the host's config model dumps every field it has, unset ones as None
+    raw: dict[str, Any] = {k: v for k, v in (config or {}).items() if v is not None}
     if not all(isinstance(key, str) for key in raw):
         raise InvalidConfiguration(
             "vllm provider: config keys must be strings. Fix: write `key: value` pairs.",
