@@ -165,6 +165,42 @@ async def host(ctx: DoctorContext) -> CheckResult:
     )
 
 
+@check("host.loading", "how saigen loads this provider", requires=("host.saigen",))
+async def host_loading(ctx: DoctorContext) -> CheckResult:
+    from .._host_patch import PATCH_DOC, inspect_host
+
+    loading = inspect_host()
+    details = {"state": loading.state, "saigen": loading.version, "detail": loading.detail}
+    if loading.state == "native":
+        return CheckResult(
+            "host.loading",
+            Status.OK,
+            f"saigen {loading.version} discovers saigen.providers plugins itself: run "
+            "`saigen ...` as usual",
+            details=details,
+        )
+    if loading.state == "run":
+        return CheckResult(
+            "host.loading",
+            Status.WARN,
+            f"saigen {loading.version} does not discover plugins: plain `saigen` would use "
+            "its in-tree vllm provider and drop keys such as base_url",
+            f"run it as `saigen-vllm run saigen ...` (or apply {PATCH_DOC} to saigen)",
+            details,
+        )
+    if loading.state == "absent":
+        return CheckResult(
+            "host.loading", Status.SKIPPED, "saigen is not importable here", details=details
+        )
+    return CheckResult(
+        "host.loading",
+        Status.FAIL,
+        f"saigen {loading.version} cannot load this provider: {loading.detail}",
+        f"upgrade saigen-vllm (pip install -U saigen-vllm), or apply {PATCH_DOC} to saigen",
+        details,
+    )
+
+
 @check("config.valid", "provider configuration")
 async def config_valid(ctx: DoctorContext) -> list[CheckResult]:
     if not ctx.targets:

@@ -1,8 +1,17 @@
-"""Stand-in for saigen.models.generation.GenerationContext."""
+"""Stand-in for saigen.models.generation: GenerationContext, and the provider-name enum the
+host's command line converts ``--llm-provider`` through."""
 
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class LLMProvider(str, Enum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    OLLAMA = "ollama"
+    VLLM = "vllm"
 
 
 class GenerationContext(BaseModel):
