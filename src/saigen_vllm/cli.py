@@ -546,7 +546,7 @@ def run(command: tuple[str, ...]) -> None:
     """Run saigen (or any Python program embedding it) with this provider plugged in.
 
     \b
-      saigen-vllm run saigen --config ~/.saigen/config.yaml generate nginx --llm-provider vllm_gb10
+      saigen-vllm run saigen --config ~/.saigen/config.yaml --llm-provider vllm_gb10 generate nginx
       saigen-vllm run -- my-batch-tool --flag
       saigen-vllm run -m saigen.cli.main batch ...
 
