@@ -2,6 +2,12 @@
 version it runs (each fetched single-flight and cached), which output constraints it refused,
 and how many requests it holds.
 
+An endpoint may be a vllm-router in front of several vLLM workers (it answers ``GET /workers``).
+Then "healthy" means some worker is healthy (the router's own ``/health`` is 503 as soon as any
+one worker is down, while it still serves through the others), progress is the sum of the
+workers' own ``/metrics`` counters (the router's ``/metrics`` is one worker's), and a model's
+``max_model_len`` is the smallest any worker reports.
+
 Everything the dispatcher and the client need to know about a server lives here, so that a
 request's walk only asks its endpoint.
 """
@@ -9,6 +15,7 @@ request's walk only asks its endpoint.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +27,7 @@ from ._redact import redact_url
 
 if TYPE_CHECKING:
     from ._structured import Constraint
-    from ._transport import ServedModel, Transport
+    from ._transport import ServedModel, Transport, Worker
     from .settings import EndpointSpec, VLLMSettings
 
 logger = logging.getLogger("saigen_vllm")
@@ -82,8 +89,9 @@ class Endpoint:
             clock=clock,
         )
         self._on_verdict = on_verdict
-        self._served = SingleFlight(lambda: transport.models(self.url))
+        self._served = SingleFlight(self._fetch_served)
         self._version = SingleFlight(self._fetch_version)
+        self._router = SingleFlight(self._detect_router)
         self.refused: set[str] = set()
         """Kinds of optional output constraint this server answered 400 to: not sent again."""
 
@@ -112,6 +120,39 @@ class Endpoint:
     async def served_models(self, *, refresh: bool = False) -> list[ServedModel]:
         """``GET /v1/models``, cached."""
         return await self._served.get(refresh=refresh)
+
+    async def _fetch_served(self) -> list[ServedModel]:
+        served = await self.transport.models(self.url)
+        if not await self.is_router():
+            return served
+        smallest: dict[str, int] = {}
+        for worker in await self._workers():
+            try:
+                models = await self.transport.models(worker.url + "/v1")
+            except Exception as exc:  # the router itself skips it too
+                logger.debug("worker %s of %s: %s", worker.url, self.shown, exc)
+                continue
+            for model in models:
+                if model.max_model_len:
+                    smallest[model.id] = min(smallest.get(model.id, model.max_model_len),
+                                             model.max_model_len)  # fmt: skip
+        return [
+            dataclasses.replace(m, max_model_len=smallest.get(m.id, m.max_model_len))
+            for m in served
+        ]
+
+    async def is_router(self) -> bool:
+        """The endpoint is a vllm-router (asked once; ``False`` while it cannot be asked)."""
+        try:
+            return await self._router.get()
+        except Exception:
+            return False
+
+    async def _detect_router(self) -> bool:
+        return await self.transport.workers(self.url) is not None
+
+    async def _workers(self) -> list[Worker]:
+        return await self.transport.workers(self.url) or []
 
     async def server_version(self) -> tuple[int, ...] | None:
         """The vLLM version from ``GET /version``, cached; ``None`` when it does not say."""
@@ -145,14 +186,26 @@ class Endpoint:
     # -- health --------------------------------------------------------------------------------
 
     async def healthy(self) -> bool:
-        """The half-open probe: ``GET /health`` answers 200."""
+        """The half-open probe: ``GET /health`` answers 200 (a router: some worker is healthy)."""
         try:
+            if await self.is_router():
+                return any(worker.healthy for worker in await self._workers())
             return await self.transport.health(self.url) == 200
         except Exception:
             return False
 
     async def _observe(self) -> Observation:
-        return await self.transport.observe(self.url)
+        if not await self.is_router():
+            return await self.transport.observe(self.url)
+        workers = [worker for worker in await self._workers() if worker.healthy]
+        if not workers:
+            return Observation(healthy=False)
+        counters = await asyncio.gather(
+            *(self.transport.worker_progress(worker) for worker in workers),
+            return_exceptions=True,
+        )
+        values = [value for value in counters if isinstance(value, float)]
+        return Observation(healthy=True, progress=sum(values) if values else None)
 
     async def _verdict(self, verdict: Verdict) -> None:
         self.forget()

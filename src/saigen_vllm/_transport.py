@@ -56,6 +56,16 @@ class ServedModel:
 
 
 @dataclass(frozen=True)
+class Worker:
+    """One worker behind a router (vllm-router's ``GET /workers``)."""
+
+    url: str
+    """The worker's root URL (no ``/v1``)."""
+    healthy: bool
+    load: float | None = None
+
+
+@dataclass(frozen=True)
 class ServerMetrics:
     """The parts of ``GET /metrics`` a client cares about (``None``: not exported)."""
 
@@ -289,6 +299,38 @@ class Transport:
             headers=self._headers(),
             timeout=self._timeout(read or self._probe_read_timeout()),
         )
+
+    async def workers(self, endpoint: str) -> list[Worker] | None:
+        """vllm-router's ``GET /workers``; ``None`` when the endpoint is not such a router (a
+        vLLM server answers 404)."""
+        response = await self._get(endpoint, "/workers")
+        if response.status_code != 200:
+            return None
+        body = _json_or_none(response)
+        items = body.get("workers") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            return None
+        found = []
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get("url"), str):
+                load = item.get("load")
+                found.append(
+                    Worker(
+                        url=item["url"].rstrip("/"),
+                        healthy=item.get("is_healthy") is not False,
+                        load=float(load) if isinstance(load, (int, float)) else None,
+                    )
+                )
+        return found
+
+    async def worker_progress(self, worker: Worker) -> float | None:
+        """A worker's own progress counters (its ``/metrics``, not the router's)."""
+        response = await self._loop_clients().http.get(
+            worker.url + "/metrics",
+            headers=self._headers(),
+            timeout=self._timeout(self._liveness_read_timeout()),
+        )
+        return progress_counter(response.text) if response.status_code == 200 else None
 
     async def health(self, endpoint: str) -> int:
         """``GET /health``: the status code (200 healthy, 503/500 engine dead)."""
