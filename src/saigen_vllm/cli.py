@@ -570,6 +570,120 @@ def run(command: tuple[str, ...]) -> None:
     sys.exit(code)
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("workers", nargs=-1, required=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option(
+    "--policy",
+    type=click.Choice(["cache_aware", "power_of_two", "round_robin"]),
+    default="cache_aware",
+    show_default=True,
+    help="How vllm-router picks a worker.",
+)
+@click.option(
+    "--api-key-env",
+    metavar="VAR",
+    help="Environment variable holding the workers' API key (clients send it; the router "
+    "forwards it). Required to listen beyond loopback.",
+)
+@click.option("--prometheus-port", type=click.IntRange(1, 65535), help="Router metrics port.")
+@click.option("--print", "print_only", is_flag=True, help="Print the command; do not run it.")
+@click.option("--systemd", is_flag=True, help="Print a systemd unit.")
+@click.option("--docker", is_flag=True, help="Print a container command.")
+@click.option("--ready-timeout", type=float, default=120, show_default=True)
+def router(
+    workers: tuple[str, ...],
+    host: str,
+    port: int,
+    policy: str,
+    api_key_env: str | None,
+    prometheus_port: int | None,
+    print_only: bool,
+    systemd: bool,
+    docker: bool,
+    ready_timeout: float,
+) -> None:
+    """Front several vLLM servers (WORKERS: http://HOST:PORT each) with one URL (vllm-router).
+
+    Extra vllm-router flags go after `--`, e.g. `saigen-vllm router A B -- --log-level debug`.
+    """
+    import os
+
+    from .router import (
+        RouterRefused,
+        build_router_plan,
+        docker_command,
+        find_router,
+        print_form,
+        systemd_unit,
+    )
+    from .serve import CannotStart, run_process
+
+    if sum([print_only, systemd, docker]) > 1:
+        raise click.UsageError("choose one of --print, --systemd, --docker")
+    # click drops a `--`; the first word that looks like a flag starts vllm-router's own flags
+    split = next((i for i, word in enumerate(workers) if word.startswith("-")), len(workers))
+    urls, extra = list(workers[:split]), list(workers[split:])
+    key = os.environ.get(api_key_env) if api_key_env else None
+    if api_key_env and not key:
+        click.echo(f"refused: --api-key-env {api_key_env}, but ${api_key_env} is empty", err=True)
+        sys.exit(1)
+    try:
+        plan = build_router_plan(
+            urls,
+            host=host,
+            port=port,
+            policy=policy,
+            workers_need_key=bool(key),
+            prometheus_port=prometheus_port,
+            extra_args=extra,
+        )
+    except RouterRefused as exc:
+        click.echo(f"refused: {exc}", err=True)
+        sys.exit(1)
+    if print_only:
+        click.echo(print_form(plan, api_key_env))
+        return
+    if systemd:
+        import shutil
+
+        found = shutil.which("vllm-router")
+        click.echo(systemd_unit(plan, [found] if found else ["/usr/bin/env", "vllm-router"]))
+        return
+    if docker:
+        click.echo(docker_command(plan, _dist_version("vllm-router") or ROUTER_VERSION))
+        return
+    try:
+        launcher = find_router()
+    except CannotStart as exc:
+        click.echo(f"cannot start: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"starting: {' '.join(launcher + plan.router_args())}", err=True)
+    code = run_process(
+        launcher + plan.router_args(),
+        dict(os.environ),
+        plan.base_url,
+        api_key=key,
+        ready_timeout=ready_timeout,
+        on_ready=lambda message: click.echo(message, err=True),
+    )
+    sys.exit(code)
+
+
+ROUTER_VERSION = "0.1.17"
+"""The vllm-router release this package was tested with (the `router` extra's floor)."""
+
+
+def _dist_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
 @main.command("wait-ready")
 @click.argument("url")
 @click.option("--timeout", type=float, default=600, show_default=True)

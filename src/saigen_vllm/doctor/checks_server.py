@@ -95,11 +95,16 @@ async def reachable(ctx: DoctorContext) -> list[CheckResult]:
             )
         facts.reachable = True
         ms = (time.perf_counter() - started) * 1000
+        try:
+            facts.workers = await ctx.transport(target).workers(endpoint)
+        except Exception:
+            facts.workers = None
+        what = f"a vllm-router with {len(facts.workers)} workers" if facts.workers else "vLLM"
         return CheckResult(
             "server.reachable",
             Status.OK,
-            f"{redact_url(endpoint)} answered in {ms:.0f} ms",
-            details={"latency_ms": round(ms, 1)},
+            f"{redact_url(endpoint)} ({what}) answered in {ms:.0f} ms",
+            details={"latency_ms": round(ms, 1), "router": facts.workers is not None},
         )
 
     return await _each_endpoint(ctx, "server.reachable", body, always=True)
@@ -110,6 +115,17 @@ async def health(ctx: DoctorContext) -> list[CheckResult]:
     async def body(target: Target, endpoint: str, facts: EndpointFacts) -> CheckResult:
         if facts.health == 200:
             return CheckResult("server.health", Status.OK, f"{redact_url(endpoint)}: healthy")
+        if facts.workers is not None:  # a router's /health is 503 while any one worker is down
+            healthy = [w.url for w in facts.workers if w.healthy]
+            status = Status.WARN if healthy else Status.FAIL
+            return CheckResult(
+                "server.health",
+                status,
+                f"{redact_url(endpoint)}: router with {len(healthy)} of "
+                f"{len(facts.workers)} workers healthy",
+                "see `server.router` for each worker; restart the unhealthy ones",
+                {"healthy_workers": healthy},
+            )
         return CheckResult(
             "server.health",
             Status.FAIL,
@@ -282,6 +298,73 @@ async def context_window(ctx: DoctorContext) -> list[CheckResult]:
         )
 
     return await _each_endpoint(ctx, "server.context", body, needs_key=True, needs_model=True)
+
+
+@check("server.router", "each worker behind a vllm-router", requires=("server.models",))
+async def router_workers(ctx: DoctorContext) -> list[CheckResult]:
+    """One line per worker: health, served model, context; nothing for a plain vLLM server."""
+    results: list[CheckResult] = []
+    for target, endpoint in ctx.endpoints():
+        facts = ctx.fact(endpoint)
+        if not facts.workers:
+            continue
+        transport = ctx.transport(target)
+        shown = redact_url(endpoint)
+        blocked = _blocked(facts, needs_model=True, needs_key=True)
+        if blocked:
+            results.append(
+                CheckResult("server.router", Status.SKIPPED, f"{shown}: {blocked}", target=shown)
+            )
+            continue
+        for worker in facts.workers:
+            details: dict[str, object] = {"worker": worker.url, "healthy": worker.healthy,
+                                          "load": worker.load}  # fmt: skip
+            try:
+                served = await transport.models(worker.url + "/v1")
+            except Exception as exc:
+                failure = classify(exc, endpoint=worker.url + "/v1")
+                results.append(
+                    CheckResult(
+                        "server.router",
+                        Status.FAIL,
+                        f"{worker.url}: {failure.kind.value.replace('_', ' ')}"
+                        + ("" if worker.healthy else " (the router marks it unhealthy)"),
+                        "start or restart that vLLM server; the router skips it meanwhile",
+                        {**details, "error": str(failure.error)},
+                        target=shown,
+                    )
+                )
+                continue
+            names = [m.id for m in served]
+            match = [m for m in served if facts.model in (None, m.id)]
+            limit = match[0].max_model_len if match else None
+            details.update(served=names, max_model_len=limit)
+            if not match:
+                status, summary = Status.FAIL, f"{worker.url}: serves {', '.join(names)}"
+                hint: str | None = f"every worker must serve {facts.model}"
+            elif not worker.healthy:
+                status, summary = Status.WARN, f"{worker.url}: serves it, but marked unhealthy"
+                hint = "the router sends it nothing until its health checks pass again"
+            else:
+                status = Status.OK
+                summary = f"{worker.url}: healthy, serves {match[0].id} (max_model_len {limit})"
+                hint = None
+            results.append(CheckResult("server.router", status, summary, hint, details, shown))
+        limits = {r.details["max_model_len"] for r in results if r.details.get("max_model_len")}
+        if len(limits) > 1:
+            results.append(
+                CheckResult(
+                    "server.router",
+                    Status.WARN,
+                    f"{shown}: workers differ in max_model_len "
+                    f"({', '.join(map(str, sorted(limits)))}); the provider plans for the "
+                    f"smallest, {min(limits)}",
+                    "start every worker with the same --max-model-len",
+                    {"max_model_len": sorted(limits)},
+                    shown,
+                )
+            )
+    return results
 
 
 @check("server.metrics", "load and KV cache (/metrics)", requires=("server.reachable",))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..settings import VLLMSettings, load_settings
 
 if TYPE_CHECKING:
-    from .._transport import ServedModel, Transport
+    from .._transport import ServedModel, Transport, Worker
     from ..hardware import MachineInfo
 
 HOST_KEYS = ("priority", "enabled", "max_retries", "provider")
@@ -52,6 +52,8 @@ class EndpointFacts:
     key_accepted: bool | None = None
     model: str | None = None
     max_model_len: int | None = None
+    workers: list[Worker] | None = None
+    """The workers when the endpoint is a vllm-router (``None``: a vLLM server)."""
 
 
 @dataclass

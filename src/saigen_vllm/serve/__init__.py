@@ -2,7 +2,7 @@
 
 from .plan import ServePlan, ServeRefused, build_plan, is_loopback
 from .render import cluster_commands, docker_command, print_form, shell_command, systemd_unit
-from .run import CannotStart, find_launcher, run_server, wait_ready
+from .run import CannotStart, find_launcher, run_process, run_server, wait_ready
 
 __all__ = [
     "CannotStart",
@@ -14,6 +14,7 @@ __all__ = [
     "find_launcher",
     "is_loopback",
     "print_form",
+    "run_process",
     "run_server",
     "shell_command",
     "systemd_unit",

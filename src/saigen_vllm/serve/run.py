@@ -58,6 +58,10 @@ async def wait_ready(
                 return False, "the server process exited"
             try:
                 status = await transport.health(endpoint)
+                if status != 200:  # a router's /health is 503 while any one worker is down
+                    workers = await transport.workers(endpoint) or []
+                    if any(worker.healthy for worker in workers):
+                        status = 200
                 if status == 200:
                     served = await transport.models(endpoint)
                     if served:
@@ -81,11 +85,31 @@ def run_server(
     ready_timeout: float,
     on_ready: Callable[[str], None],
 ) -> int:
-    """Start vLLM, forward SIGINT/SIGTERM to it, report readiness, return its exit code."""
+    """Start vLLM with the key in its environment (not argv: not in `ps` output)."""
     env = dict(os.environ)
     if api_key:
-        env["VLLM_API_KEY"] = api_key  # the environment, not argv: not in `ps` output
-    argv = launcher + plan.vllm_args()
+        env["VLLM_API_KEY"] = api_key
+    return run_process(
+        launcher + plan.vllm_args(),
+        env,
+        plan.base_url,
+        api_key=api_key,
+        ready_timeout=ready_timeout,
+        on_ready=on_ready,
+    )
+
+
+def run_process(
+    argv: list[str],
+    env: dict[str, str],
+    base_url: str,
+    *,
+    api_key: str | None,
+    ready_timeout: float,
+    on_ready: Callable[[str], None],
+) -> int:
+    """Start a server, forward SIGINT/SIGTERM to it, report when ``base_url`` serves a model,
+    return its exit code."""
     process = subprocess.Popen(argv, env=env)
 
     def forward(signum: int, _frame: object) -> None:
@@ -94,10 +118,10 @@ def run_server(
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         ready, detail = asyncio.run(
-            wait_ready(plan.base_url, ready_timeout, api_key, lambda: process.poll() is None)
+            wait_ready(base_url, ready_timeout, api_key, lambda: process.poll() is None)
         )
         if ready:
-            on_ready(f"ready at {plan.base_url} ({detail})")
+            on_ready(f"ready at {base_url} ({detail})")
         elif process.poll() is None:
             on_ready(f"not ready after {ready_timeout:.0f}s ({detail}); still starting")
         return process.wait()
