@@ -270,7 +270,7 @@ class ResilientClient:
                 has_key=self.settings.api_key is not None,
                 timeout=self.settings.timeout,
             )
-            if failure.trips_circuit or failure.kind in (
+            if endpoint.blames(failure) or failure.kind in (
                 FailureKind.MODEL_NOT_FOUND,
                 FailureKind.CONTEXT_LENGTH,
             ):
@@ -357,7 +357,7 @@ class ResilientClient:
                     completion = await self.policy.run(attempt, stats, before_sleep)
                 except AttemptFailed as failed:
                     last = failed.failure
-                    if last.trips_circuit and endpoint.breaker.record_failure(ticket):
+                    if endpoint.blames(last) and endpoint.breaker.record_failure(ticket):
                         await self._circuit_event(endpoint, "on_circuit_open")
                     await self.hooks.emit(
                         EndpointFailedEvent(

