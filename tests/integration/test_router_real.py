@@ -140,6 +140,7 @@ def test_a_worker_stopped_mid_batch_loses_nothing(vllm: RunningServer, fleet: Fl
     longer = {"max_tokens": 600, "extra_body": {"min_tokens": 400}}  # about a second each
     provider = VLLMProvider(vllm.config(base_url=fleet.router_url, **longer))
     killed = threading.Event()
+    in_flight_when_killed: list[float] = []
 
     def kill_when_busy() -> None:  # only a worker with requests running proves anything
         deadline = time.monotonic() + 60
@@ -160,6 +161,7 @@ def test_a_worker_stopped_mid_batch_loses_nothing(vllm: RunningServer, fleet: Fl
             if running >= 1:
                 assert fleet.own.process is not None
                 os.killpg(fleet.own.process.pid, signal.SIGKILL)
+                in_flight_when_killed.append(running)
                 killed.set()
                 return
             time.sleep(0.02)
@@ -175,5 +177,6 @@ def test_a_worker_stopped_mid_batch_loses_nothing(vllm: RunningServer, fleet: Fl
     assert errors == [], errors
     assert fleet.own.process is not None and fleet.own.process.poll() is not None  # it did die
     assert provider.client.endpoints[0].breaker.state.value == "closed"
-    retried = [r for r in results if r.metadata["retries"]]
-    assert retried, "no request was in flight on the killed worker: the test proved nothing"
+    # requests were running on it when it died (their streams broke: the provider retried them,
+    # or, still in prefill, the router sent them elsewhere itself)
+    assert in_flight_when_killed and in_flight_when_killed[0] >= 1
