@@ -354,38 +354,30 @@ def _status_failure(
             retry_after=retry_after,
             status_code=status,
         )
+    unreachable: tuple[FailureKind, str] | None = None
     if status >= 500 and is_worker_unreachable_message(message):
-        return Failure(
+        unreachable = (
             FailureKind.WORKER_FAILED,
-            ServerUnreachable(
-                f"The router at {where} could not reach the worker it chose ({status}: "
-                f"{message}). Fix: check that worker (`saigen-vllm doctor` lists each one); the "
-                "router stops choosing it once its health checks fail."
-            ),
-            transient=True,
-            next_endpoint=True,
-            trips_circuit=True,
-            retry_after=retry_after,
-            status_code=status,
+            f"The router at {where} could not reach the worker it chose ({status}: {message}). "
+            "Fix: check that worker (`saigen-vllm doctor` lists each one); the router stops "
+            "choosing it once its health checks fail.",
         )
-    if status >= 500 and is_no_worker_message(message):
-        return Failure(
+    elif status >= 500 and is_no_worker_message(message):
+        unreachable = (
             FailureKind.NO_WORKER,
-            ServerUnreachable(
-                f"The router at {where} has no worker to send the request to ({status}: "
-                f"{message}). Fix: start the vLLM servers behind it (`saigen-vllm doctor` lists "
-                "each worker)."
-            ),
-            transient=True,
-            next_endpoint=True,
-            trips_circuit=True,
-            retry_after=retry_after,
-            status_code=status,
+            f"The router at {where} has no worker to send the request to ({status}: {message}). "
+            "Fix: start the vLLM servers behind it (`saigen-vllm doctor` lists each worker).",
         )
-    if status in (502, 503, 504):
-        return Failure(
+    elif status in (502, 503, 504):
+        unreachable = (
             FailureKind.UNAVAILABLE,
-            ServerUnreachable(f"vLLM at {where} is unavailable ({status}): {message}"),
+            f"vLLM at {where} is unavailable ({status}): {message}",
+        )
+    if unreachable is not None:
+        kind, text = unreachable
+        return Failure(
+            kind,
+            ServerUnreachable(text),
             transient=True,
             next_endpoint=True,
             trips_circuit=True,
