@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._host import (
@@ -42,8 +43,13 @@ class VLLMProvider(BaseLLMProvider):
     """The host should call it once per generation: it retries what is transient itself (its
     ``max_retries``), and a host retrying on top multiplies attempts (docs/host-integration.md)."""
 
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: dict[str, Any] | None = None, *, clock: Callable[[], float] | None = None
+    ) -> None:
+        """``config``: the host's entry for this provider. ``clock``: monotonic seconds for the
+        circuit breakers and liveness watchers (tests move it on instead of sleeping)."""
         super().__init__(dict(config or {}))
+        self._clock = clock or time.monotonic
         self._hooks: Hooks | None = None
         self._client: ResilientClient | None = None
         self._last_model: str | None = None
@@ -185,7 +191,7 @@ class VLLMProvider(BaseLLMProvider):
         if self._client is None:
             from ._client import ResilientClient
 
-            self._client = ResilientClient(self.settings, self.hooks)
+            self._client = ResilientClient(self.settings, self.hooks, clock=self._clock)
         return self._client
 
     async def complete(

@@ -31,6 +31,7 @@ from saigen_vllm.errors import (
     Unauthorized,
 )
 from saigen_vllm.provider import VLLMProvider
+from tests.support.clock import SkippingClock
 from tests.support.fault_server import (
     MODEL,
     Blackhole,
@@ -444,12 +445,17 @@ def test_circuit_opens_and_fails_in_under_10ms() -> None:
 
 
 def test_half_open_probe_closes_circuit(fault_server: FaultServer) -> None:
-    provider = make(fault_server.base_url, circuit_failure_threshold=1, circuit_cooldown=0.2)
+    clock = SkippingClock()
+    provider = VLLMProvider(
+        {"base_url": fault_server.base_url, **FAST, "circuit_failure_threshold": 1,
+         "circuit_cooldown": 30},
+        clock=clock,
+    )  # fmt: skip
     fault_server.script_chat(Status(503), Status(503))
     fails(provider, ConnectionError)
     with pytest.raises(CircuitOpen):
         run(provider)
-    time.sleep(0.25)
+    clock.skip(30)
     response, _ = run(provider)
     assert response.content
     assert fault_server.count("/health") == 1

@@ -21,6 +21,7 @@ from saigen_vllm.hooks import (
 )
 from saigen_vllm.provider import VLLMProvider
 from tests.conftest import ROOT
+from tests.support.clock import SkippingClock
 from tests.support.fault_server import FaultServer, Ok, Status, closed_port
 
 MESSAGES = [{"role": "user", "content": "x"}]
@@ -52,13 +53,15 @@ def test_retry_then_fallback_events(fault_server: FaultServer) -> None:
 
 def test_giveup_and_circuit_close_events(fault_server: FaultServer) -> None:
     fault_server.script_chat(Status(500))  # retry_max_delay=0: one attempt, no retry
+    clock = SkippingClock()
     provider = VLLMProvider(
         {
             "base_url": fault_server.base_url,
             "circuit_failure_threshold": 1,
-            "circuit_cooldown": 0.05,
+            "circuit_cooldown": 30,
             "retry_max_delay": 0,
-        }
+        },
+        clock=clock,
     )
     events = record(provider)
     with pytest.raises(ServerError):
@@ -67,9 +70,7 @@ def test_giveup_and_circuit_close_events(fault_server: FaultServer) -> None:
     assert isinstance(events[-2], GiveUpEvent) and events[-2].kind == "server_error"
     assert isinstance(events[-1], UsageEvent) and not events[-1].ok
     assert events[-1].kind == "server_error"
-    import time
-
-    time.sleep(0.1)
+    clock.skip(30)  # the cooldown
     asyncio.run(provider.complete(MESSAGES))
     assert [e.name for e in events[-2:]] == ["on_circuit_close", "on_usage"]
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from saigen_vllm.hooks import CircuitEvent
 from saigen_vllm.provider import VLLMProvider
+from tests.support.clock import SkippingClock
 from tests.support.fault_server import closed_port
 from tests.support.vllm_sim import VLLMSim
 
@@ -128,14 +129,16 @@ def test_one_models_request_for_a_cold_start_at_concurrency() -> None:
 
 
 def test_circuit_closes_again_when_a_frozen_engine_resumes() -> None:
+    clock = SkippingClock()
     with VLLMSim(step=0.005) as sim, VLLMSim(step=0.005) as other:
         provider = VLLMProvider(
             {
                 "base_url": sim.base_url,
                 "endpoints": [other.base_url],
                 **QUICK,
-                "circuit_cooldown": 0.2,
-            }
+                "circuit_cooldown": 30,
+            },
+            clock=clock,
         )
         names: list[str] = []
         provider.hooks.register("on_circuit_open", lambda e: names.append(e.name))
@@ -143,7 +146,7 @@ def test_circuit_closes_again_when_a_frozen_engine_resumes() -> None:
         sim.freeze()
         batch(provider, 4, 4)
         sim.thaw()
-        time.sleep(0.3)  # the real cooldown of a real breaker; unit tests use a clock instead
+        clock.skip(30)  # the cooldown
         before = sim.finished
         batch(provider, 4, 4)
     assert names == ["on_circuit_open", "on_circuit_close"]
