@@ -13,6 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.conftest import ROOT
 from tests.support.fault_server import closed_port
 
 # the schema as shipped in the installed package
@@ -157,10 +158,14 @@ def test_config_file_entries_checked_and_secrets_redacted(tmp_path: Path) -> Non
         "  vllm_primary:\n"
         "    provider: vllm\n"
         f"    base_url: http://127.0.0.1:{closed_port()}/v1\n"
-        "    api_key: ${DOCTOR_TEST_KEY}\n"
+        f"    api_key: {secret}\n"
         "    priority: high\n"
         "  vllm_broken:\n"
         "    temperature: 7\n"
+        "  vllm_env:\n"
+        "    api_key: ${DOCTOR_TEST_KEY}\n"  # saigen would send this text: 401
+        "  vllm_hooks:\n"
+        "    hooks: [no_such_module_xyz:handler]\n"
         "  openai:\n"
         "    api_key: sk-cloud\n"
     )
@@ -173,17 +178,32 @@ def test_config_file_entries_checked_and_secrets_redacted(tmp_path: Path) -> Non
         "config",
         "--check",
         "server",
-        env={"DOCTOR_TEST_KEY": secret},
+        env={"DOCTOR_TEST_KEY": "sk-from-the-environment-0043"},
     )
     assert secret not in out.stdout + out.stderr
+    assert "sk-from-the-environment-0043" not in out.stdout + out.stderr  # never expanded
     report = json.loads(out.stdout)
     jsonschema.validate(report, SCHEMA)
     config_checks = {c["target"]: c for c in by_id(report)["config.valid"]}
-    assert set(config_checks) == {"vllm_primary", "vllm_broken"}
+    assert set(config_checks) == {"vllm_primary", "vllm_broken", "vllm_env", "vllm_hooks"}
     assert config_checks["vllm_primary"]["status"] == "ok"
     assert config_checks["vllm_primary"]["details"]["api_key"] == "set"
     assert config_checks["vllm_broken"]["status"] == "fail"
     assert "`temperature`" in config_checks["vllm_broken"]["hint"]
+    env_check = config_checks["vllm_env"]
+    assert env_check["status"] == "fail" and env_check["details"]["keys"] == ["api_key"]
+    assert "neither saigen nor this provider expands" in env_check["summary"]
+    hooks_check = config_checks["vllm_hooks"]
+    assert hooks_check["status"] == "fail" and "no_such_module_xyz" in hooks_check["summary"]
+
+
+def test_the_example_config_loads(tmp_path: Path) -> None:
+    """examples/saigen-config.yaml as a user copies it: every vLLM entry valid, its hook loads."""
+    example = ROOT / "examples" / "saigen-config.yaml"
+    out = doctor("--json", "--config", str(example), "--check", "config",
+                 env={"PYTHONPATH": str(ROOT / "examples")})  # fmt: skip
+    checks = by_id(json.loads(out.stdout))["config.valid"]
+    assert checks and all(c["status"] == "ok" for c in checks), checks
 
 
 def test_api_key_flag_never_printed() -> None:

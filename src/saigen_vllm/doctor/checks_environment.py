@@ -227,7 +227,41 @@ async def config_valid(ctx: DoctorContext) -> list[CheckResult]:
                 )
             )
             continue
+        if target.env_refs:
+            keys = ", ".join(f"`{key}`" for key in target.env_refs)
+            results.append(
+                CheckResult(
+                    "config.valid",
+                    Status.FAIL,
+                    f"{target.name}: {keys} hold a ${{VAR}} reference, which neither saigen nor "
+                    "this provider expands: the text itself would be sent",
+                    "write the value itself, or leave the key out and set it in the environment "
+                    "(VLLM_API_KEY, or SAIGEN_VLLM_<KEY>)",
+                    {"keys": target.env_refs},
+                    target=target.name,
+                )
+            )
+            continue
         s = target.settings
+        if s.hooks:
+            from ..hooks import hooks_from_paths
+
+            try:
+                hooks_from_paths(s.hooks)
+            except Exception as exc:
+                results.append(
+                    CheckResult(
+                        "config.valid",
+                        Status.FAIL,
+                        f"{target.name}: `hooks` = {s.hooks!r} do not load: "
+                        f"{type(exc).__name__}: {exc}",
+                        "install the module that defines them where saigen runs, or remove them "
+                        "(docs/hooks.md)",
+                        {"field": "hooks"},
+                        target=target.name,
+                    )
+                )
+                continue
         details = {
             "endpoints": s.endpoint_urls,
             "model": s.model or "(the one served)",

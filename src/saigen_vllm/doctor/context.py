@@ -41,6 +41,8 @@ class Target:
     settings: VLLMSettings | None
     error: str | None = None
     field: str | None = None
+    env_refs: tuple[str, ...] = ()
+    """Keys whose value holds a ``${VAR}`` reference: saigen sends such text as it is."""
 
 
 @dataclass
@@ -121,14 +123,21 @@ class DoctorContext:
         return [secret for secret in found if secret]
 
 
-def _expand(value: Any) -> Any:
-    if isinstance(value, str):
-        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), ""), value)
-    if isinstance(value, dict):
-        return {k: _expand(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v) for v in value]
-    return value
+def env_references(entry: dict[str, Any]) -> list[str]:
+    """The keys of ``entry`` whose value (or a part of it) holds ``${VAR}``: neither saigen nor
+    this provider expands them, so the text itself would be sent (the doctor does not expand
+    them either: a ``${GITHUB_TOKEN}`` must not end up in its report)."""
+
+    def holds(value: Any) -> bool:
+        if isinstance(value, str):
+            return _ENV_REF.search(value) is not None
+        if isinstance(value, dict):
+            return any(holds(v) for v in value.values())
+        if isinstance(value, list):
+            return any(holds(v) for v in value)
+        return False
+
+    return [str(key) for key, value in entry.items() if holds(value)]
 
 
 def is_vllm_entry(name: str, entry: dict[str, Any]) -> bool:
@@ -136,13 +145,13 @@ def is_vllm_entry(name: str, entry: dict[str, Any]) -> bool:
     return kind == "vllm" or kind.startswith("vllm_")
 
 
-def _target(name: str, config: dict[str, Any]) -> Target:
+def _target(name: str, config: dict[str, Any], env_refs: list[str] | None = None) -> Target:
     from ..errors import InvalidConfiguration
 
     try:
-        return Target(name, load_settings(config))
+        return Target(name, load_settings(config), env_refs=tuple(env_refs or ()))
     except InvalidConfiguration as exc:
-        return Target(name, None, str(exc), exc.field)
+        return Target(name, None, str(exc), exc.field, env_refs=tuple(env_refs or ()))
 
 
 def build_targets(options: DoctorOptions) -> list[Target]:
@@ -176,7 +185,8 @@ def build_targets(options: DoctorOptions) -> list[Target]:
     for name, entry in providers.items():
         if not isinstance(entry, dict) or not is_vllm_entry(str(name), entry):
             continue
-        config = {k: v for k, v in _expand(entry).items() if k not in HOST_KEYS}
+        config = {k: v for k, v in entry.items() if k not in HOST_KEYS}
         config.update(flags)
-        targets.append(_target(str(name), config))
+        refs = [key for key in env_references(config) if key not in flags]
+        targets.append(_target(str(name), config, refs))
     return targets
