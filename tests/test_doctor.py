@@ -236,3 +236,13 @@ def test_a_crashing_check_is_reported_and_others_run() -> None:
     assert report.exit_code == 1
     assert "kaboom" in report.results[1].summary
     assert checks_environment  # the module stays registered
+
+
+def test_a_prefix_does_not_run_the_generating_checks() -> None:
+    out = doctor(
+        "--json", "--check", "server", "--base-url", f"http://127.0.0.1:{closed_port()}/v1"
+    )
+    checks = by_id(json.loads(out.stdout))
+    for generating in ("server.probe", "server.structured_output"):
+        (result,) = checks[generating]
+        assert result["status"] == "skipped" and "--probe" in result["summary"]

@@ -71,14 +71,16 @@ async def run_doctor(
     started_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.perf_counter()
     chosen = select(check_ids or [])
-    explicit_probe = bool(check_ids) and any(c.needs_probe for c in chosen)
+    # a generating check runs with --probe, or when named by its whole id (not by a prefix such
+    # as `server`, which means "the server checks", not "generate something")
+    named = {c.id for c in chosen if c.id in (check_ids or [])}
     ctx = DoctorContext(options, targets=build_targets(options))
     results: list[CheckResult] = []
     try:
         for check, reported in with_prerequisites(chosen):
             if on_check is not None:
                 on_check(check)
-            found = await _run_one(check, ctx, options.probe or explicit_probe)
+            found = await _run_one(check, ctx, options.probe or check.id in named)
             # a prerequisite is shown only when it found a problem the selected check hides
             results.extend(r for r in found if reported or r.status.is_problem)
     finally:
