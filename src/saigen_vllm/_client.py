@@ -25,7 +25,13 @@ from ._failures import Failure, FailureKind, classify, refuses_constraint
 from ._liveness import Verdict
 from ._redact import redact_url
 from ._retrying import AttemptFailed, RetryPolicy, RetryStats
-from ._transport import Completion, ServedModel, Transport, require_content
+from ._transport import (
+    Completion,
+    ServedModel,
+    Transport,
+    require_content,
+    without_reasoning,
+)
 from ._usage import UsageLedger, append_to_log
 from .errors import CircuitOpen, ContextLengthExceeded, ModelNotServed
 from .hooks import (
@@ -252,6 +258,7 @@ class ResilientClient:
                     )
                 plan.constraint, plan.constraint_dropped = None, True
                 completion = await self._stream(endpoint, plan, messages)
+            completion = without_reasoning(completion, max_tokens=plan.max_tokens)
             constrained = plan.constraint is not None and plan.constraint.expects_json
             return require_content(
                 completion,

@@ -44,6 +44,8 @@ class Completion:
     total_tokens: int | None = None
     time_to_first_token: float | None = None
     latency: float = 0.0
+    reasoning_chars: int = 0
+    """Characters of a leading think block cut from ``content`` (see :mod:`._reasoning`)."""
 
 
 @dataclass(frozen=True)
@@ -434,6 +436,25 @@ def parse_metrics(text: str) -> ServerMetrics:
             if candidate in samples and attr not in values:
                 values[attr] = samples[candidate]
     return ServerMetrics(samples=samples, **values)
+
+
+def without_reasoning(completion: Completion, *, max_tokens: int) -> Completion:
+    """``completion`` with a leading think block cut off; one that is all reasoning is refused."""
+    import dataclasses
+
+    from ._reasoning import HINT, split_reasoning
+
+    reasoning, answer, closed = split_reasoning(completion.content)
+    if not reasoning:
+        return completion
+    if not closed:
+        if completion.finish_reason == "length":
+            raise TruncatedOutput(
+                f"the model was still reasoning (<think> ... with no end) when it reached "
+                f"max_tokens={max_tokens}: no saidata was written. {HINT}"
+            )
+        raise InvalidReply(f"the model's reply is reasoning only, with no saidata. {HINT}")
+    return dataclasses.replace(completion, content=answer, reasoning_chars=len(reasoning))
 
 
 def require_content(

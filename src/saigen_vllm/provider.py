@@ -242,6 +242,8 @@ class VLLMProvider(BaseLLMProvider):
             "tensor_parallel_size": self.settings.tensor_parallel_size,
             "gpu_memory_utilization": self.settings.gpu_memory_utilization,
         }
+        if completion.reasoning_chars:
+            metadata["reasoning_stripped_chars"] = completion.reasoning_chars
         if result.constraint_dropped:
             metadata["structured_output_refused"] = True
         if result.max_tokens != result.requested_max_tokens:
