@@ -58,13 +58,10 @@ class HostLoading:
 
 
 def saigen_version() -> str:
-    try:
-        from importlib.metadata import version
+    from .discovery import distribution_version
 
-        return version("saigen")
-    except Exception:
-        module = sys.modules.get("saigen")
-        return str(getattr(module, "__version__", "unknown"))
+    found = distribution_version("saigen")  # a source checkout on PYTHONPATH has no metadata
+    return found or str(getattr(sys.modules.get("saigen"), "__version__", "unknown"))
 
 
 def _import(name: str) -> Any:
@@ -141,15 +138,6 @@ class _State:
 
 
 _state = _State()
-
-
-def _scan_plugins() -> dict[str, Any]:
-    from importlib_metadata import entry_points
-
-    found: dict[str, Any] = {}
-    for entry in entry_points(group="saigen.providers"):
-        found.setdefault(entry.name, entry)  # first on sys.path wins
-    return found
 
 
 def plugin_name(key: str, entry: Mapping[str, Any]) -> str | None:
@@ -281,7 +269,9 @@ def apply() -> HostLoading:
             f"(pip install -U saigen-vllm), or apply {PATCH_DOC} to saigen so that it "
             "discovers plugins itself."
         )
-    _state.plugins = _scan_plugins()
+    from .discovery import winning_entry_points
+
+    _state.plugins = winning_entry_points()
     _patch_config_loading(_import(CONFIG))
     _patch_manager(_import(MANAGER))
     _patch_names(_import(GENERATION))

@@ -652,7 +652,9 @@ def router(
         click.echo(systemd_unit(plan, [found] if found else ["/usr/bin/env", "vllm-router"]))
         return
     if docker:
-        click.echo(docker_command(plan, _dist_version("vllm-router") or ROUTER_VERSION))
+        from .discovery import distribution_version
+
+        click.echo(docker_command(plan, distribution_version("vllm-router") or ROUTER_VERSION))
         return
     try:
         launcher = find_router()
@@ -673,15 +675,6 @@ def router(
 
 ROUTER_VERSION = "0.1.17"
 """The vllm-router release this package was tested with (the `router` extra's floor)."""
-
-
-def _dist_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 @main.command("wait-ready")

@@ -69,6 +69,21 @@ def _scan(group: str) -> list[tuple[ProviderEntry, Any]]:
     return found
 
 
+def winning_entry_points(group: str = GROUP) -> dict[str, Any]:
+    """Name -> entry point (not loaded) of each name's winning claim."""
+    return {entry.name: ep for entry, ep in _scan(group) if entry.wins}
+
+
+def distribution_version(name: str) -> str | None:
+    """The installed version of distribution ``name``, or ``None``."""
+    from importlib_metadata import PackageNotFoundError, version
+
+    try:
+        return str(version(name))
+    except PackageNotFoundError:
+        return None
+
+
 def list_providers(group: str = GROUP) -> list[ProviderEntry]:
     """Every provider entry point, in ``sys.path`` order, without importing any of them."""
     return [entry for entry, _ in _scan(group)]

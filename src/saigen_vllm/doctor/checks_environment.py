@@ -6,6 +6,7 @@ import platform
 import sys
 
 from .._version import __version__
+from ..discovery import distribution_version
 from .context import DoctorContext
 from .model import CheckResult, Status
 from .registry import check
@@ -19,15 +20,6 @@ def _version_tuple(text: str) -> tuple[int, ...]:
         digits = "".join(ch for ch in piece if ch.isdigit())
         parts.append(int(digits or 0))
     return tuple(parts)
-
-
-def _dist_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 @check("env.python", "Python and platform")
@@ -48,7 +40,7 @@ async def python_and_platform(ctx: DoctorContext) -> CheckResult:
 @check("env.packages", "saigen-vllm and its libraries")
 async def packages(ctx: DoctorContext) -> CheckResult:
     versions = {
-        name: _dist_version(name)
+        name: distribution_version(name)
         for name in ("saigen-vllm", "openai", "httpx", "pydantic", "pydantic-settings", "tenacity")
     }
     openai_version = versions["openai"]
@@ -134,7 +126,7 @@ async def host(ctx: DoctorContext) -> CheckResult:
 
         from ..provider import VLLMProvider
 
-        version = _dist_version("saigen") or "unknown version"
+        version = distribution_version("saigen") or "unknown version"
         if not issubclass(VLLMProvider, BaseLLMProvider):
             return CheckResult(
                 "host.saigen",
