@@ -41,6 +41,16 @@ def write_config(tmp_path: Path, providers: dict[str, Any]) -> Path:
     return path
 
 
+def generate(
+    config: Path, output: Path, provider: str | None = "vllm_gb10"
+) -> subprocess.CompletedProcess[str]:
+    """``saigen-vllm run saigen --config F [--llm-provider P] generate nginx --output O``."""
+    chosen = ["--llm-provider", provider] if provider else []
+    return saigen_vllm_run(
+        "saigen", "--config", str(config), *chosen, "generate", "nginx", "--output", str(output)
+    )
+
+
 def test_a_named_instance_reaches_its_base_url_with_every_key(
     fault_server: FaultServer, tmp_path: Path
 ) -> None:
@@ -58,10 +68,7 @@ def test_a_named_instance_reaches_its_base_url_with_every_key(
         },
     )
     out_file = tmp_path / "nginx.yaml"
-    out = saigen_vllm_run(
-        "saigen", "--config", str(config), "--llm-provider", "vllm_gb10",
-        "generate", "nginx", "--output", str(out_file),
-    )  # fmt: skip
+    out = generate(config, out_file)
     assert out.returncode == 0, out.stderr
     assert yaml.safe_load(out_file.read_text())["metadata"]["name"] == "nginx"
     assert "attempts: vllm_gb10" in out.stdout
@@ -75,9 +82,7 @@ def test_the_vllm_key_is_this_provider_not_the_in_tree_one(
     config = write_config(
         tmp_path, {"vllm": {"provider": "vllm", "base_url": fault_server.base_url}}
     )
-    out = saigen_vllm_run(
-        "saigen", "--config", str(config), "generate", "nginx", "--output", str(tmp_path / "o.yaml")
-    )
+    out = generate(config, tmp_path / "o.yaml", provider=None)
     assert out.returncode == 0, out.stderr
     assert fault_server.count("/v1/chat/completions") == 1
     plain = saigen_vllm_run("-m", "saigen.cli.main", "--config", str(config), "generate", "nginx",
@@ -109,10 +114,7 @@ def test_host_retries_do_not_stack_on_ours(fault_server: FaultServer, tmp_path: 
         tmp_path,
         {"vllm_gb10": {"base_url": fault_server.base_url, "max_retries": 1, "retry_max_delay": 1}},
     )
-    out = saigen_vllm_run(
-        "saigen", "--config", str(config), "--llm-provider", "vllm_gb10",
-        "generate", "nginx", "--output", str(tmp_path / "o.yaml"),
-    )  # fmt: skip
+    out = generate(config, tmp_path / "o.yaml")
     assert out.returncode == 1
     assert "attempts: vllm_gb10\n" in out.stderr  # the host called it once
     assert fault_server.count("/v1/chat/completions") == 2  # 1 + our max_retries, not x3
@@ -124,10 +126,7 @@ def test_an_unreachable_server_is_saigens_error_without_a_traceback(tmp_path: Pa
     config = write_config(
         tmp_path, {"vllm_gb10": {"base_url": f"http://127.0.0.1:{closed_port()}/v1"}}
     )
-    out = saigen_vllm_run(
-        "saigen", "--config", str(config), "--llm-provider", "vllm_gb10",
-        "generate", "nginx", "--output", str(tmp_path / "o.yaml"),
-    )  # fmt: skip
+    out = generate(config, tmp_path / "o.yaml")
     assert out.returncode == 1
     assert "Cannot connect to vLLM at http://127.0.0.1:" in out.stderr
     assert "Traceback" not in out.stdout + out.stderr
@@ -135,10 +134,7 @@ def test_an_unreachable_server_is_saigens_error_without_a_traceback(tmp_path: Pa
 
 def test_an_unknown_provider_name_is_still_saigens_error(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"vllm_gb10": {"base_url": "http://127.0.0.1:9/v1"}})
-    out = saigen_vllm_run(
-        "saigen", "--config", str(config), "--llm-provider", "nope",
-        "generate", "nginx", "--output", str(tmp_path / "o.yaml"),
-    )  # fmt: skip
+    out = generate(config, tmp_path / "o.yaml", provider="nope")
     assert out.returncode == 1
     assert "Invalid LLM provider 'nope'" in out.stderr
 
@@ -156,8 +152,7 @@ def test_several_instances_fall_back_in_priority_order(
         },
     )
     target = tmp_path / "o.yaml"
-    out = saigen_vllm_run("saigen", "--config", str(config), "--llm-provider", "vllm_a",
-                          "generate", "nginx", "--output", str(target))  # fmt: skip
+    out = generate(config, target, provider="vllm_a")
     assert out.returncode == 0, out.stderr
     assert "attempts: vllm_a,vllm_b" in out.stdout
     assert yaml.safe_load(target.read_text())["metadata"]["name"] == "second"

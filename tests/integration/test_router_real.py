@@ -111,13 +111,10 @@ def fleet(vllm: RunningServer) -> Iterator[Fleet]:
         log.close()
 
 
-def served_requests(root: str, key: str) -> float:
-    text = httpx.get(root + "/metrics", headers={"Authorization": f"Bearer {key}"}).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("vllm:request_success_total")
-    )
+def metric_total(root: str, key: str, name: str) -> float:
+    """A counter or gauge of a worker's own /metrics, summed over its label sets."""
+    text = httpx.get(root + "/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
 def batch(provider: VLLMProvider, n: int) -> list[Any]:
@@ -134,12 +131,12 @@ def batch(provider: VLLMProvider, n: int) -> list[Any]:
 
 
 def test_a_batch_through_the_router_reaches_both_workers(vllm: RunningServer, fleet: Fleet) -> None:
-    before = [served_requests(w, fleet.api_key) for w in fleet.workers]
+    before = [metric_total(w, fleet.api_key, "vllm:request_success_total") for w in fleet.workers]
     provider = VLLMProvider(vllm.config(base_url=fleet.router_url, **LONG))
     results = batch(provider, 16)
     assert [r for r in results if isinstance(r, BaseException)] == []
     assert all(r.metadata["completion_tokens"] == 61 for r in results)
-    after = [served_requests(w, fleet.api_key) for w in fleet.workers]
+    after = [metric_total(w, fleet.api_key, "vllm:request_success_total") for w in fleet.workers]
     shares = [a - b for a, b in zip(after, before, strict=True)]
     assert sum(shares) == 16 and min(shares) > 0, shares
     endpoint = provider.client.endpoints[0]
@@ -169,16 +166,7 @@ def test_a_worker_stopped_mid_batch_loses_nothing(vllm: RunningServer, fleet: Fl
     in_flight_when_killed: list[float] = []
 
     def generated(server: vllm_server.VLLMServer) -> float:
-        text = httpx.get(
-            server.root + "/metrics",
-            headers={"Authorization": f"Bearer {fleet.api_key}"},
-            timeout=5,
-        ).text
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("vllm:generation_tokens_total")
-        )
+        return metric_total(server.root, fleet.api_key, "vllm:generation_tokens_total")
 
     baseline = [generated(server) for server in fleet.servers]
     victims: list[vllm_server.VLLMServer] = []
