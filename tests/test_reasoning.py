@@ -83,3 +83,47 @@ def test_all_reasoning_is_refused_with_the_fix() -> None:
     assert "enable_thinking: false" in str(cut.value)
     with pytest.raises(InvalidReply, match="reasoning only"):
         generate("<think>nothing else follows")
+
+
+def sent_body(served: str, **config: object) -> dict[str, object]:
+    """The request body the provider sends to a server serving ``served``."""
+    import json
+
+    with respx.mock(base_url="http://gb10.test:8000", assert_all_called=False) as router:
+        router.get("/v1/models").respond(
+            json={"object": "list", "data": [{"id": served, "object": "model"}]}
+        )
+        router.get("/version").respond(json={"version": "0.32.0"})
+        route = router.post("/v1/chat/completions").mock(return_value=reply(SAIDATA))
+        provider = VLLMProvider({"base_url": BASE, "max_retries": 0, **config})
+        asyncio.run(provider.generate_saidata(GenerationContext(software_name="nginx")))
+        body: dict[str, object] = json.loads(route.calls.last.request.content)
+        return body
+
+
+@pytest.mark.parametrize(
+    ("served", "field", "value"),
+    [
+        ("Qwen/Qwen3-8B", "chat_template_kwargs", {"enable_thinking": False}),
+        ("nvidia/Qwen3-32B-NVFP4", "chat_template_kwargs", {"enable_thinking": False}),
+        ("openai/gpt-oss-20b", "reasoning_effort", "low"),
+    ],
+)
+def test_thinking_is_off_by_default_for_models_that_think(
+    served: str, field: str, value: object
+) -> None:
+    assert sent_body(served)[field] == value
+
+
+def test_models_that_do_not_think_get_nothing_extra() -> None:
+    body = sent_body("meta-llama/Llama-3.1-8B-Instruct")
+    assert "chat_template_kwargs" not in body and "reasoning_effort" not in body
+
+
+def test_the_users_extra_body_wins_over_the_catalog() -> None:
+    body = sent_body(
+        "Qwen/Qwen3-8B",
+        extra_body={"chat_template_kwargs": {"enable_thinking": True, "custom": 1}, "top_k": 20},
+    )
+    assert body["chat_template_kwargs"] == {"enable_thinking": True, "custom": 1}
+    assert body["top_k"] == 20

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._circuit import Ticket
 from ._dispatch import Dispatcher
@@ -108,8 +108,9 @@ def pick_model(configured: str | None, served: list[ServedModel], endpoint: str)
     names = [item.id for item in served]
     where = redact_url(endpoint)
     if configured is None:
-        if len(served) == 1:
-            return served[0]
+        roots = {item.root for item in served}
+        if len(served) == 1 or (len(roots) == 1 and None not in roots):
+            return served[0]  # one model, maybe under several names (aliases of one root)
         if not served:
             raise ModelNotServed(
                 f"vLLM at {where} serves no model yet. Fix: wait until it has loaded "
@@ -154,6 +155,17 @@ class ResilientClient:
         self.dispatcher = Dispatcher(self.endpoints, settings.routing_mode)
         self.usage = UsageLedger()
         self._clock = clock
+        self._model_defaults: dict[str, dict[str, Any]] = {}
+
+    def model_defaults(self, model: str) -> dict[str, Any]:
+        """The catalog's request fields for ``model`` (thinking off for generation), looked up
+        once per served name; the user's ``extra_body`` is laid over them."""
+        found = self._model_defaults.get(model)
+        if found is None:
+            from .catalog import load_catalog
+
+            found = self._model_defaults[model] = load_catalog().request_defaults(model)
+        return found
 
     def __repr__(self) -> str:
         return f"ResilientClient(endpoints={[e.shown for e in self.endpoints]!r})"
@@ -303,6 +315,7 @@ class ResilientClient:
                 temperature=self.settings.temperature,
                 response_format=response_format,
                 structured_outputs=structured_outputs,
+                model_defaults=self.model_defaults(plan.model),
                 on_chunk=endpoint.liveness.activity,
             ),
             deadline=self.settings.timeout,

@@ -48,6 +48,21 @@ class Completion:
     """Characters of a leading think block cut from ``content`` (see :mod:`._reasoning`)."""
 
 
+def merge_under(defaults: dict[str, Any] | None, chosen: dict[str, Any]) -> dict[str, Any]:
+    """``chosen`` over ``defaults``, one level deep for mappings both give
+    (``chat_template_kwargs``): what the user set always wins."""
+    if not defaults:
+        return chosen
+    merged = dict(defaults)
+    for key, value in chosen.items():
+        below = merged.get(key)
+        if isinstance(value, dict) and isinstance(below, dict):
+            merged[key] = {**below, **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 @dataclass(frozen=True)
 class ServedModel:
     """One entry of ``GET /v1/models``."""
@@ -199,11 +214,13 @@ class Transport:
         temperature: float,
         response_format: dict[str, Any] | None = None,
         structured_outputs: dict[str, Any] | None = None,
+        model_defaults: dict[str, Any] | None = None,
         on_chunk: Callable[[], None] | None = None,
     ) -> Completion:
         """Stream one chat completion and assemble it. ``on_chunk`` is called for every chunk
         (the liveness watcher's sign of progress); the caller bounds the whole of it.
-        ``structured_outputs`` goes into the request body, under what ``extra_body`` sets there."""
+        ``structured_outputs`` goes into the request body, under what ``extra_body`` sets there;
+        ``model_defaults`` (the catalog's for this model) go under ``extra_body``."""
         client = self.openai_client(endpoint)
         started = time.perf_counter()
         request: dict[str, Any] = {
@@ -217,7 +234,7 @@ class Transport:
         }
         if response_format is not None:
             request["response_format"] = response_format
-        extra = self._settings.extra_body
+        extra = merge_under(model_defaults, self._settings.extra_body)
         if structured_outputs is not None:
             configured = extra.get("structured_outputs")
             mine = {**structured_outputs, **(configured if isinstance(configured, dict) else {})}

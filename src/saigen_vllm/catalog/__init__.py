@@ -64,6 +64,12 @@ class Catalog:
                 return model
         return None
 
+    def request_defaults(self, name: str) -> dict[str, Any]:
+        """Request fields a generation job wants for the model served as ``name`` (thinking
+        off for models that think by default); empty for a model the catalog does not know."""
+        spec = self.find_model(name)
+        return dict(spec.request_defaults) if spec is not None else {}
+
     def model(self, name: str) -> ModelSpec:
         found = self.find_model(name)
         if found is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -41,6 +41,14 @@ class ModelSpec(_Strict):
     sliding_window: int | None = None
     full_attention_layers: int | None = None
     native_precision: Precision = "bf16"
+    reasoning_parser: str | None = Field(
+        None, description="vLLM --reasoning-parser for a model that reasons before answering"
+    )
+    request_defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description="request fields a generation job wants for this model (thinking off); "
+        "the user's extra_body wins",
+    )
     license: str
     gated: bool
     capabilities: list[Literal["code", "structured_output", "long_context"]]
@@ -100,6 +108,7 @@ class Hardware(_Strict):
     name: str
     title: str
     gpus: int = Field(ge=1)
+    nodes: int = Field(1, ge=1, description="machines the GPUs are spread over (Ray beyond 1)")
     memory_gib: float = Field(gt=0)
     bandwidth_gbs: float = Field(gt=0)
     unified_memory: bool

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
+from .._hf_token import hf_token_source
 from ..hardware import detect
 from .context import DoctorContext
 from .model import CheckResult, Status
@@ -95,13 +93,6 @@ async def memory(ctx: DoctorContext) -> CheckResult:
     return CheckResult("hardware.memory", status, summary, hint, details)
 
 
-def _hf_token_present() -> bool:
-    if os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"):
-        return True
-    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-    return (home / "token").is_file()
-
-
 @check("hf.token", "Hugging Face token for gated models", requires=("server.models",))
 async def hf_token(ctx: DoctorContext) -> CheckResult:
     from ..catalog import load_catalog
@@ -113,7 +104,7 @@ async def hf_token(ctx: DoctorContext) -> CheckResult:
         spec = catalog.find_model(name) if name else None
         if spec is not None and spec.gated and name is not None and name.lower() == spec.id.lower():
             gated.append(spec.id)
-    present = _hf_token_present()
+    present = hf_token_source()
     if not gated:
         return CheckResult(
             "hf.token",
@@ -122,13 +113,15 @@ async def hf_token(ctx: DoctorContext) -> CheckResult:
         )
     if present:
         return CheckResult(
-            "hf.token", Status.OK, f"token present for gated {', '.join(gated)} (not shown)"
+            "hf.token",
+            Status.OK,
+            f"token in {present} for gated {', '.join(gated)} (not shown)",
         )
     return CheckResult(
         "hf.token",
         Status.WARN,
         f"{', '.join(gated)} is gated and no Hugging Face token is set",
         "on the machine that runs vLLM: accept the licence on huggingface.co, then "
-        "`export HF_TOKEN=...` or `huggingface-cli login`",
+        "`export HF_TOKEN=...` or `hf auth login`",
         {"gated": gated},
     )

@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from ..catalog import Catalog
 from ..catalog.estimator import Fit, evaluate
 from ..catalog.recommend import PLAYBOOK_PREFERENCE
+from ..catalog.schema import ModelSpec
 
 DEFAULT_CONTEXT = 16384
 """saigen's prompt (~5 k tokens) + a 4 k reply, with room for repository data."""
 MAX_NUM_SEQS_CAP = 256
 """vLLM's own default --max-num-seqs."""
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+KEY_FLAGS = ("--api-key",)
+"""vLLM flags that would put a key on the command line (visible in ``ps``, printed)."""
 
 
 class ServeRefused(Exception):
@@ -27,7 +30,9 @@ class ServeRefused(Exception):
 class ServePlan:
     model: str
     """what the server is asked to load (HF repo or local path)"""
-    served_model_name: str
+    served_model_names: tuple[str, ...]
+    """every name clients may use: the one given to serve first, then the catalog id and the
+    repo loaded (vLLM accepts any of them and reports the first)"""
     host: str
     port: int
     context: int
@@ -39,8 +44,15 @@ class ServePlan:
     hardware: str | None = None
     fit: Fit | None = None
     gated: bool = False
+    nodes: int = 1
+    reasoning_parser: str | None = None
     extra_args: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def served_model_name(self) -> str:
+        """The name vLLM reports (the first served name)."""
+        return self.served_model_names[0]
 
     @property
     def base_url(self) -> str:
@@ -53,7 +65,7 @@ class ServePlan:
         args = [
             self.model,
             "--served-model-name",
-            self.served_model_name,
+            *self.served_model_names,
             "--host",
             self.host,
             "--port",
@@ -68,7 +80,53 @@ class ServePlan:
         args += ["--tensor-parallel-size", str(self.tensor_parallel_size)]
         if self.kv_cache_dtype:
             args += ["--kv-cache-dtype", self.kv_cache_dtype]
+        if self.nodes > 1:
+            args += ["--distributed-executor-backend", "ray"]
+        if self.reasoning_parser and not _flag_values(self.extra_args, "--reasoning-parser"):
+            args += ["--reasoning-parser", self.reasoning_parser]
         return args + list(self.extra_args)
+
+
+def _flag_values(args: list[str], flag: str) -> list[str]:
+    """Every value ``args`` gives ``flag`` (``--flag V`` or ``--flag=V``), in order: vLLM's
+    parser keeps the last."""
+    values = []
+    for index, arg in enumerate(args):
+        if arg == flag and index + 1 < len(args):
+            values.append(args[index + 1])
+        elif arg.startswith(flag + "="):
+            values.append(arg.split("=", 1)[1])
+    return values
+
+
+def _without_flag(args: list[str], flag: str) -> list[str]:
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = True
+        elif not arg.startswith(flag + "="):
+            kept.append(arg)
+    return kept
+
+
+def _names(*names: str | None) -> tuple[str, ...]:
+    seen: list[str] = []
+    for name in names:
+        if name and name not in seen:
+            seen.append(name)
+    return tuple(seen)
+
+
+def _named_variant(spec: ModelSpec, model: str) -> str | None:
+    """The precision of the variant ``model`` names, when it names a variant's repo rather than
+    the model: the model named is the model loaded."""
+    for variant in spec.variants:
+        if variant.repo.lower() == model.strip().lower():
+            return variant.format
+    return None
 
 
 def is_loopback(host: str) -> bool:
@@ -101,16 +159,52 @@ def build_plan(
     gpu_memory_utilization: float | None = None,
     served_model_name: str | None = None,
     extra_args: list[str] | None = None,
+    cluster: bool = False,
 ) -> ServePlan:
+    extra = list(extra_args or [])
+    for flag in KEY_FLAGS:
+        if _flag_values(extra, flag) or flag in extra:
+            raise ServeRefused(
+                f"refusing {flag} among the vLLM flags: a key on the command line is visible "
+                "to every user in `ps` and is printed. Give it through SAIGEN_VLLM_API_KEY or "
+                "--api-key-file PATH; serve hands it to vLLM as VLLM_API_KEY."
+            )
+    # vLLM's parser keeps the last --host / --port: the bind rule judges the one it will use
+    host = (_flag_values(extra, "--host") or [host])[-1]
+    ports = _flag_values(extra, "--port")
+    if ports:
+        if not ports[-1].isdigit() or not 0 < int(ports[-1]) < 65536:
+            raise ServeRefused(f"--port {ports[-1]!r} among the vLLM flags is not a port number")
+        port = int(ports[-1])
+    extra = _without_flag(_without_flag(extra, "--host"), "--port")
     if not is_loopback(host) and not api_key_set:
         raise ServeRefused(
             f"refusing to bind {host} without an API key: anyone on the network could use the "
-            "server. Give --api-key KEY (or SAIGEN_VLLM_API_KEY), or --generate-api-key, or "
-            "bind 127.0.0.1."
+            "server. Give the key through SAIGEN_VLLM_API_KEY or --api-key-file PATH, or "
+            "--generate-api-key, or bind 127.0.0.1."
         )
     spec = catalog.find_model(model)
     profile = catalog.hardware(hardware) if hardware else None
-    extra = list(extra_args or [])
+    if profile is not None and profile.nodes > 1 and not cluster:
+        raise ServeRefused(
+            f"{profile.name} is {profile.nodes} machines: one `vllm serve` cannot use them "
+            f"without a Ray cluster. Give --cluster {profile.nodes} for the recipe "
+            "(or --hardware gb10 for one machine)."
+        )
+    if profile is not None and cluster and profile.nodes < 2:
+        raise ServeRefused(
+            f"--cluster 2 spans two machines but --hardware {profile.name} is one; "
+            "use --hardware gb10x2 (or leave --hardware out)"
+        )
+    named = _named_variant(spec, model) if spec is not None else None
+    if named is not None and precision is not None and precision != named:
+        raise ServeRefused(
+            f"{model} is the {named} variant of {spec.id if spec else model}, not {precision}: "
+            f"name {spec.id if spec else model} with --precision {precision}, or leave "
+            "--precision out"
+        )
+    precision = precision or named
+    reasoning_parser = spec.reasoning_parser if spec is not None else None
     if spec is None or profile is None:
         notes = []
         if spec is None:
@@ -120,7 +214,7 @@ def build_plan(
         util = gpu_memory_utilization or (profile.gpu_memory_utilization if profile else None)
         return ServePlan(
             model=model,
-            served_model_name=served_model_name or model,
+            served_model_names=_names(served_model_name or model),
             host=host,
             port=port,
             context=context or (min(spec.max_context, DEFAULT_CONTEXT) if spec else 8192),
@@ -129,6 +223,8 @@ def build_plan(
             tensor_parallel_size=profile.gpus if profile else 1,
             hardware=hardware,
             gated=bool(spec and spec.gated),
+            nodes=profile.nodes if profile else 1,
+            reasoning_parser=reasoning_parser,
             extra_args=extra,
             notes=notes,
         )
@@ -191,7 +287,9 @@ def build_plan(
         notes.append("--kv-cache-dtype fp8 halves the KV cache so the requests fit")
     return ServePlan(
         model=chosen.repo,
-        served_model_name=served_model_name or spec.id,
+        served_model_names=_names(served_model_name or model, spec.id, chosen.repo)
+        if served_model_name is None
+        else (served_model_name,),
         host=host,
         port=port,
         context=ctx,
@@ -203,6 +301,8 @@ def build_plan(
         hardware=profile.name,
         fit=chosen,
         gated=spec.gated and chosen.repo == spec.id,
+        nodes=profile.nodes,
+        reasoning_parser=reasoning_parser,
         extra_args=extra,
         notes=notes,
     )
