@@ -166,6 +166,8 @@ def test_config_file_entries_checked_and_secrets_redacted(tmp_path: Path) -> Non
         "    api_key: ${DOCTOR_TEST_KEY}\n"  # saigen would send this text: 401
         "  vllm_hooks:\n"
         "    hooks: [no_such_module_xyz:handler]\n"
+        "  vllm_short:\n"
+        "    model: Qwen3-8B\n"  # serve serves it as Qwen/Qwen3-8B: "does not serve model"
         "  openai:\n"
         "    api_key: sk-cloud\n"
     )
@@ -185,7 +187,15 @@ def test_config_file_entries_checked_and_secrets_redacted(tmp_path: Path) -> Non
     report = json.loads(out.stdout)
     jsonschema.validate(report, SCHEMA)
     config_checks = {c["target"]: c for c in by_id(report)["config.valid"]}
-    assert set(config_checks) == {"vllm_primary", "vllm_broken", "vllm_env", "vllm_hooks"}
+    assert set(config_checks) == {
+        "vllm_primary",
+        "vllm_broken",
+        "vllm_env",
+        "vllm_hooks",
+        "vllm_short",
+    }
+    short = config_checks["vllm_short"]
+    assert short["status"] == "warn" and "model: Qwen/Qwen3-8B" in short["hint"]
     assert config_checks["vllm_primary"]["status"] == "ok"
     assert config_checks["vllm_primary"]["details"]["api_key"] == "set"
     assert config_checks["vllm_broken"]["status"] == "fail"

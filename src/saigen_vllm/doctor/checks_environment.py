@@ -193,6 +193,18 @@ async def host_loading(ctx: DoctorContext) -> CheckResult:
     )
 
 
+def _catalog_name(model: str) -> str | None:
+    """The catalog id of ``model`` when `saigen-vllm serve` would not serve it under the name
+    written (a short name, another spelling); None when it would, or it is not in the catalog."""
+    from ..catalog import load_catalog
+
+    spec = load_catalog().find_model(model)
+    if spec is None:
+        return None
+    names = [spec.id, *(variant.repo for variant in spec.variants)]
+    return None if model in names else spec.id
+
+
 @check("config.valid", "provider configuration")
 async def config_valid(ctx: DoctorContext) -> list[CheckResult]:
     if not ctx.targets:
@@ -268,7 +280,12 @@ async def config_valid(ctx: DoctorContext) -> list[CheckResult]:
         }
         summary = f"{target.name}: {', '.join(s.endpoint_urls)}, model {details['model']}"
         status, hint = Status.OK, None
-        if s.gpu_memory_utilization > 0.87:
+        served_as = _catalog_name(s.model) if s.model else None
+        if served_as is not None:
+            status = Status.WARN
+            summary += f" (`saigen-vllm serve` serves it as {served_as})"
+            hint = f"set `model: {served_as}` (or start the server with --served-model-name)"
+        elif s.gpu_memory_utilization > 0.87:
             status = Status.WARN
             hint = (
                 "gpu_memory_utilization above 0.87 starves the OS on unified memory (GB10): use 0.8"
