@@ -97,3 +97,36 @@ def test_configuration_error_is_not_retried(fault_server: FaultServer) -> None:
 @pytest.mark.parametrize("key", ["vllm", "vllm_primary", "VLLM_gb10"])
 def test_key_prefixes(key: str) -> None:
     assert host_snippet()["resolve_provider_class"](key, {}) is not None
+
+
+def test_the_provider_from_saigens_own_config_dumps() -> None:
+    """saigen's LLMConfig (fake host, published shape) dumped whole (unset keys as None, its own
+    `timeout: 30`) and as `exclude_unset` (what the entry-point patch passes)."""
+    from tests.support.interpreter import run_fresh
+
+    out = run_fresh(
+        """
+import json
+from saigen.models.config import LLMConfig
+from saigen_vllm.provider import VLLMProvider
+config = LLMConfig(provider="vllm", api_base="http://127.0.0.1:9/v1", api_key="sk-dump-1")
+shapes = {}
+for name, data in (("whole", config.model_dump()),
+                   ("set", config.model_dump(exclude_unset=True))):
+    s = VLLMProvider(dict(data)).settings
+    shapes[name] = {"given": sorted(k for k, v in data.items() if v is None),
+                    "base_url": s.base_url, "model": s.model, "temperature": s.temperature,
+                    "max_tokens": s.max_tokens, "timeout": s.timeout,
+                    "key": s.api_key.get_secret_value() if s.api_key else None}
+print(json.dumps(shapes))
+""",
+        paths=[FAKEHOST],
+    )
+    whole, only_set = out["whole"], out["set"]
+    assert {"model", "temperature", "max_tokens"} <= set(whole["given"])  # None was handed over
+    for shape in (whole, only_set):
+        assert shape["base_url"] == "http://127.0.0.1:9/v1" and shape["key"] == "sk-dump-1"
+        assert shape["model"] is None  # None means unset: the served model
+        assert shape["temperature"] == 0.1 and shape["max_tokens"] == 4096  # our defaults
+    assert whole["timeout"] == 30  # saigen's own default, written into the whole dump
+    assert only_set["timeout"] == 600  # what the patch passes: only what the user wrote
