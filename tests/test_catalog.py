@@ -143,6 +143,8 @@ def test_roofline_llama31_8b_fp8_near_34_and_above_measurements() -> None:
     for measured in CATALOG.measurements:
         if measured.engine == "llama.cpp" or measured.model.startswith("openai/gpt-oss"):
             continue  # the reference marks these rooflines uncertain (MXFP4 layouts differ)
+        if measured.batch > 1:
+            continue  # aggregate throughput of a batch: above the one-stream ceiling by design
         ceiling = decode_roofline(CATALOG.model(measured.model), measured.precision, GB10)
         assert ceiling > measured.decode_tok_s, measured
 

@@ -113,14 +113,14 @@ def pick_model(configured: str | None, served: list[ServedModel], endpoint: str)
             return served[0]  # one model, maybe under several names (aliases of one root)
         if not served:
             raise ModelNotServed(
-                f"vLLM at {where} serves no model yet. Fix: wait until it has loaded "
-                "(`saigen-vllm wait-ready`).",
+                f"vLLM at {where} serves no model yet.",
+                fix="wait until it has loaded (`saigen-vllm wait-ready`).",
                 model=None,
                 served=[],
             )
         raise ModelNotServed(
-            f"vLLM at {where} serves several models ({', '.join(names)}); none is configured. "
-            "Fix: set `model` to one of them.",
+            f"vLLM at {where} serves several models ({', '.join(names)}); none is configured.",
+            fix="set `model` to one of them.",
             model=None,
             served=names,
         )
@@ -129,7 +129,8 @@ def pick_model(configured: str | None, served: list[ServedModel], endpoint: str)
             return item
     raise ModelNotServed(
         f"vLLM at {where} does not serve model {configured!r}; it serves: "
-        f"{', '.join(names) or '(nothing)'}. Fix: set `model` to one of those, or leave it out.",
+        f"{', '.join(names) or '(nothing)'}.",
+        fix="set `model` to one of those, or leave it out.",
         model=configured,
         served=names,
     )
@@ -217,8 +218,9 @@ class ResilientClient:
             raise ContextLengthExceeded(
                 f"The prompt is {counted} tokens ({source} count) but model {chosen.id!r} at "
                 f"{endpoint.shown} has max_model_len={limit}: it cannot fit, so it "
-                "was not sent. Fix: start the server with a larger --max-model-len (see "
-                "`saigen-vllm models`), or use a model with a longer context.",
+                "was not sent.",
+                fix="start the server with a larger --max-model-len (see `saigen-vllm models`), "
+                "or use a model with a longer context.",
                 prompt_tokens=counted,
                 max_tokens=max_tokens,
                 max_model_len=limit,
@@ -288,6 +290,7 @@ class ResilientClient:
                 model=model,
                 has_key=self.settings.api_key is not None,
                 timeout=self.settings.timeout,
+                secret=self.settings.api_key_value(),
             )
             if endpoint.blames(failure) or failure.kind in (
                 FailureKind.MODEL_NOT_FOUND,
@@ -295,7 +298,12 @@ class ResilientClient:
             ):
                 endpoint.forget()  # the server may come back with other facts
             if failure.error is not exc:
-                failure.error.__cause__ = exc
+                if type(exc).__module__.startswith("openai"):
+                    # its text is the server's, raw (a key it echoed, escapes): the error
+                    # carries that text made safe, and the raw one is not chained to it
+                    failure.error.__suppress_context__ = True
+                else:
+                    failure.error.__cause__ = exc
             raise AttemptFailed(failure) from exc
 
     async def _stream(
@@ -306,6 +314,7 @@ class ResilientClient:
         if plan.constraint is not None:
             version = await endpoint.server_version()
             response_format, structured_outputs = plan.constraint.request_fields(version)
+        self.transport.openai_client(endpoint.url)  # made (openai imported) before the watch
         return await endpoint.liveness.watch(
             self.transport.chat(
                 endpoint.url,
@@ -416,7 +425,8 @@ class ResilientClient:
             waits = ", ".join(f"{e.shown} (retry in {e.breaker.retry_in():.0f}s)" for e in cooling)
             error: Exception = CircuitOpen(
                 f"Every vLLM endpoint is cooling down after repeated failures: {waits}. Nothing "
-                "was sent. Fix: run `saigen-vllm doctor` to see why the server is failing."
+                "was sent.",
+                fix="run `saigen-vllm doctor` to see why the server is failing.",
             )
             kind = "circuit_open"
         else:

@@ -14,7 +14,7 @@ _OPENING = re.compile(r"\s*<(think|thinking|reasoning)>", re.I)
 _CLOSING = re.compile(r"</(think|thinking|reasoning)>", re.I)
 
 HINT = (
-    "Fix: turn thinking off for generation jobs (extra_body: {chat_template_kwargs: "
+    "turn thinking off for generation jobs (extra_body: {chat_template_kwargs: "
     "{enable_thinking: false}} for Qwen3), or serve the model with its --reasoning-parser."
 )
 

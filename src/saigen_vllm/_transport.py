@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from ._liveness import Observation
+from ._redact import redact_url, split_credentials
 from .errors import InvalidReply, TruncatedOutput
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from .settings import VLLMSettings
 
 PLACEHOLDER_API_KEY = "EMPTY"
+LOOPBACK_MOUNTS = ("all://127.0.0.1", "all://localhost", "all://[::1]")
 """Sent when no key is configured: the SDK refuses to start without one; vLLM ignores it."""
 
 
@@ -102,6 +104,15 @@ class ServerMetrics:
         return self.prefix_cache_hits / self.prefix_cache_queries
 
 
+class ResponseTooLarge(Exception):
+    """A body or a stream line beyond the client's caps (:mod:`saigen_vllm._bounded`)."""
+
+
+class AnswerTooSlow(Exception):
+    """A server path (``/health``, ``/metrics``, ``/v1/models``, ...) did not answer in full
+    within its deadline: the whole exchange is bounded, not only each read."""
+
+
 class StreamBroken(Exception):
     """The stream ended before the server said why it stopped (no finish_reason, no [DONE])."""
 
@@ -135,7 +146,7 @@ class Transport:
         )
 
     def __repr__(self) -> str:
-        return f"Transport(endpoints={self._settings.endpoint_urls!r})"
+        return f"Transport(endpoints={[redact_url(u) for u in self._settings.endpoint_urls]!r})"
 
     # -- clients -------------------------------------------------------------------------------
 
@@ -153,10 +164,15 @@ class Transport:
         if clients is None:
             import httpx
 
+            from ._bounded import bound_response
+
             http = httpx.AsyncClient(
                 verify=self._settings.verify,
                 timeout=self._timeout(self._settings.stall_timeout),
                 limits=httpx.Limits(max_connections=1000, max_keepalive_connections=256),
+                event_hooks={"response": [bound_response]},
+                # a proxy from HTTP_PROXY must never see requests (and keys) for this machine
+                mounts={pattern: None for pattern in LOOPBACK_MOUNTS},
             )
             clients = _LoopClients(http)
             self._clients[loop] = clients
@@ -181,17 +197,24 @@ class Transport:
         if client is None:
             from openai import AsyncOpenAI
 
+            bare, basic = split_credentials(endpoint)
             client = AsyncOpenAI(
                 api_key=self._settings.api_key_value() or PLACEHOLDER_API_KEY,
-                base_url=endpoint,
+                base_url=bare,
                 max_retries=0,
                 timeout=self._timeout(self._settings.stall_timeout),
                 http_client=clients.http,
+                default_headers={"Authorization": basic} if basic else None,
             )
             clients.openai[endpoint] = client
         return client
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, endpoint: str = "") -> dict[str, str]:
+        """Credentials in the endpoint's URL go as HTTP Basic (as httpx does with them),
+        else the API key as a bearer token."""
+        basic = split_credentials(endpoint)[1] if endpoint else None
+        if basic:
+            return {"Authorization": basic}
         key = self._settings.api_key_value()
         return {"Authorization": f"Bearer {key}"} if key else {}
 
@@ -290,18 +313,24 @@ class Transport:
 
     async def models(self, endpoint: str) -> list[ServedModel]:
         """``GET /v1/models``: what the server serves, with ``max_model_len``."""
-        page = await self.openai_client(endpoint).models.list(
-            timeout=self._timeout(self._probe_read_timeout())
-        )
+        response = await self._fetch(endpoint, endpoint.rstrip("/") + "/models")
+        if response.status_code != 200:
+            response.raise_for_status()
+        body = response.json()
+        items = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise ValueError("/v1/models answered without a `data` list")
         served: list[ServedModel] = []
-        for item in page.data:
-            extra = item.model_extra or {}
-            max_len = extra.get("max_model_len")
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            max_len = item.get("max_model_len")
+            root = item.get("root")
             served.append(
                 ServedModel(
-                    id=item.id,
-                    max_model_len=int(max_len) if isinstance(max_len, int) else None,
-                    root=extra.get("root"),
+                    id=item["id"],
+                    max_model_len=max_len if isinstance(max_len, int) else None,
+                    root=root if isinstance(root, str) else None,
                 )
             )
         return served
@@ -309,15 +338,39 @@ class Transport:
     # -- the server's own paths ----------------------------------------------------------------
 
     def _probe_read_timeout(self) -> float:
-        return min(self._settings.stall_timeout, 10.0)
+        """A server path answers in seconds; never longer than a whole generation may take."""
+        return min(self._settings.stall_timeout, 10.0, self._settings.timeout)
+
+    async def _fetch(
+        self,
+        endpoint: str,
+        url: str,
+        *,
+        read: float | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """One request read in full, bounded as a whole: connect + ``read`` seconds for all of
+        it (a server dripping a byte a second cannot hold it), the body capped in size."""
+        clients = self._loop_clients()
+        read = read or self._probe_read_timeout()
+        bare, _ = split_credentials(url)
+        request = (
+            clients.http.get(bare, headers=self._headers(endpoint), timeout=self._timeout(read))
+            if json is None
+            else clients.http.post(
+                bare, json=json, headers=self._headers(endpoint), timeout=self._timeout(read)
+            )
+        )
+        deadline = self._settings.connect_timeout + read
+        try:
+            return await asyncio.wait_for(request, timeout=deadline)
+        except asyncio.TimeoutError:
+            raise AnswerTooSlow(
+                f"{redact_url(bare)} did not answer in full within {deadline:g}s"
+            ) from None
 
     async def _get(self, endpoint: str, path: str, read: float | None = None) -> httpx.Response:
-        clients = self._loop_clients()
-        return await clients.http.get(
-            server_root(endpoint) + path,
-            headers=self._headers(),
-            timeout=self._timeout(read or self._probe_read_timeout()),
-        )
+        return await self._fetch(endpoint, server_root(endpoint) + path, read=read)
 
     async def workers(self, endpoint: str) -> list[Worker] | None:
         """vllm-router's ``GET /workers``; ``None`` when the endpoint is not such a router (a
@@ -344,10 +397,8 @@ class Transport:
 
     async def worker_progress(self, worker: Worker) -> float | None:
         """A worker's own progress counters (its ``/metrics``, not the router's)."""
-        response = await self._loop_clients().http.get(
-            worker.url + "/metrics",
-            headers=self._headers(),
-            timeout=self._timeout(self._liveness_read_timeout()),
+        response = await self._fetch(
+            worker.url, worker.url + "/metrics", read=self._liveness_read_timeout()
         )
         return progress_counter(response.text) if response.status_code == 200 else None
 
@@ -385,12 +436,10 @@ class Transport:
         self, endpoint: str, model: str, messages: list[dict[str, str]]
     ) -> int | None:
         """Tokens of the chat prompt as the server counts them (``POST /tokenize``), or ``None``."""
-        clients = self._loop_clients()
-        response = await clients.http.post(
+        response = await self._fetch(
+            endpoint,
             server_root(endpoint) + "/tokenize",
             json={"model": model, "messages": messages},
-            headers=self._headers(),
-            timeout=self._timeout(self._probe_read_timeout()),
         )
         if response.status_code != 200:
             return None
@@ -468,9 +517,10 @@ def without_reasoning(completion: Completion, *, max_tokens: int) -> Completion:
         if completion.finish_reason == "length":
             raise TruncatedOutput(
                 f"the model was still reasoning (<think> ... with no end) when it reached "
-                f"max_tokens={max_tokens}: no saidata was written. {HINT}"
+                f"max_tokens={max_tokens}: no saidata was written.",
+                fix=HINT,
             )
-        raise InvalidReply(f"the model's reply is reasoning only, with no saidata. {HINT}")
+        raise InvalidReply("the model's reply is reasoning only, with no saidata.", fix=HINT)
     return dataclasses.replace(completion, content=answer, reasoning_chars=len(reasoning))
 
 
@@ -487,15 +537,15 @@ def require_content(
         if (expect_json or json_constrained) and not _parses_as_json(completion.content):
             raise TruncatedOutput(
                 f"vLLM hit max_tokens={max_tokens} inside JSON-constrained output that does not "
-                "parse (often whitespace runaway from a weak model): nothing was returned. "
-                "Fix: use a stronger model, or set extra_body {structured_outputs: "
-                "{disable_any_whitespace: true}}, or raise `max_tokens`."
+                "parse (often whitespace runaway from a weak model): nothing was returned.",
+                fix="use a stronger model, or set extra_body {structured_outputs: "
+                "{disable_any_whitespace: true}}, or raise `max_tokens`.",
             )
         raise TruncatedOutput(
             f"vLLM stopped at the output limit after {completion.completion_tokens or '?'} "
-            f"tokens (max_tokens={max_tokens}): the saidata is incomplete and was not returned. "
-            "Fix: raise `max_tokens` in the provider config, and the server's --max-model-len "
-            "if prompt plus output does not fit."
+            f"tokens (max_tokens={max_tokens}): the saidata is incomplete and was not returned.",
+            fix="raise `max_tokens` in the provider config, and the server's --max-model-len "
+            "if prompt plus output does not fit.",
         )
     if not completion.content.strip():
         raise InvalidReply(

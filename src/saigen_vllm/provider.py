@@ -155,8 +155,8 @@ class VLLMProvider(BaseLLMProvider):
                 self._hooks = hooks_from_paths(self.settings.hooks)
             except Exception as exc:
                 raise InvalidConfiguration(
-                    f"vllm provider: invalid `hooks` = {self.settings.hooks!r}: {exc}. Fix: list "
-                    "importable dotted paths such as mypkg.hooks:log_to_file.",
+                    f"vllm provider: invalid `hooks` = {self.settings.hooks!r}: {exc}.",
+                    fix="list importable dotted paths such as mypkg.hooks:log_to_file.",
                     field="hooks",
                 ) from None
         return self._hooks
@@ -179,8 +179,9 @@ class VLLMProvider(BaseLLMProvider):
             except ValueError as exc:  # the schema file changed since the config was read
                 raise InvalidConfiguration(
                     f"vllm provider: invalid `response_schema` = "
-                    f"{str(self.settings.response_schema)!r}: {exc}. Fix: give the path of a "
-                    "JSON schema file, or leave it out to use saigen's own saidata schema.",
+                    f"{str(self.settings.response_schema)!r}: {exc}.",
+                    fix="give the path of a JSON schema file, or leave it out to use saigen's own "
+                    "saidata schema.",
                     field="response_schema",
                 ) from None
             self._saidata_constraint = (constraint,)

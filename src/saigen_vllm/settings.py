@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ._redact import redact_url, redact_urls
 from .errors import InvalidConfiguration
 
 logger = logging.getLogger("saigen_vllm")
@@ -100,6 +101,10 @@ class EndpointSpec(BaseModel):
     @classmethod
     def _check_url(cls, value: Any) -> Any:
         return _normalize_url(value) if isinstance(value, str) else value
+
+    def __repr_args__(self) -> Any:  # the URL may hold user:password@
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "url" and isinstance(value, str) else value
 
 
 class VLLMSettings(BaseSettings):
@@ -274,6 +279,13 @@ class VLLMSettings(BaseSettings):
     def api_key_value(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key is not None else None
 
+    def __repr_args__(self) -> Any:  # URLs may hold user:password@; the key is a SecretStr
+        for name, value in super().__repr_args__():
+            yield (
+                name,
+                redact_url(value) if name == "base_url" and isinstance(value, str) else value,
+            )
+
 
 def _describe_source(key: str, config: Mapping[str, Any]) -> str:
     if key in config:
@@ -285,7 +297,7 @@ def _describe_source(key: str, config: Mapping[str, Any]) -> str:
 
 
 def _format_errors(exc: ValidationError, config: Mapping[str, Any]) -> InvalidConfiguration:
-    lines: list[str] = []
+    lines: list[tuple[str, str]] = []
     fields: list[str] = []
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ())]
@@ -298,16 +310,22 @@ def _format_errors(exc: ValidationError, config: Mapping[str, Any]) -> InvalidCo
             shown = "(hidden)"
         else:
             raw = config.get(key, os.environ.get(ENV_PREFIX + key.upper()))
-            shown = repr(raw) if raw is not None else "(unset)"
+            shown = redact_urls(repr(raw)) if raw is not None else "(unset)"
             if len(shown) > 80:
                 shown = shown[:77] + "..."
         fix = FIXES.get(key, "see docs/configuration.md")
-        lines.append(
+        what = (
             f"vllm provider: invalid `{key}` = {shown} {_describe_source(key, config)}: "
-            f"{message}. Fix: {fix}."
+            f"{redact_urls(message)}."
         )
+        lines.append((what, fix))
     first = fields[0] if fields else None
-    return InvalidConfiguration("\n".join(lines), field=first, fix=FIXES.get(first or ""))
+    if len(lines) == 1:
+        what, fix = lines[0]
+        return InvalidConfiguration(what, field=first, fix=fix + ".")
+    combined = InvalidConfiguration("\n".join(f"{w} Fix: {f}." for w, f in lines), field=first)
+    combined.fix = lines[0][1] + "."
+    return combined
 
 
 def load_settings(config: Mapping[str, Any] | None = None) -> VLLMSettings:
@@ -316,7 +334,8 @@ def load_settings(config: Mapping[str, Any] | None = None) -> VLLMSettings:
     raw: dict[str, Any] = {k: v for k, v in (config or {}).items() if v is not None}
     if not all(isinstance(key, str) for key in raw):
         raise InvalidConfiguration(
-            "vllm provider: config keys must be strings. Fix: write `key: value` pairs.",
+            "vllm provider: config keys must be strings.",
+            fix="write `key: value` pairs.",
             field=None,
         )
     for alias, name in ALIASES.items():
@@ -325,7 +344,7 @@ def load_settings(config: Mapping[str, Any] | None = None) -> VLLMSettings:
             if name in raw and raw[name] != value:
                 raise InvalidConfiguration(
                     f"vllm provider: both `{name}` and its alias `{alias}` are set, to different "
-                    f"values. Fix: keep only `{name}`.",
+                    "values.",
                     field=name,
                     fix=f"keep only `{name}`",
                 )

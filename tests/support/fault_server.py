@@ -99,6 +99,21 @@ class EndWithoutFinish:
 
 
 @dataclass
+class Drip:
+    """Headers, then one byte every ``every`` seconds of a body that never ends."""
+
+    every: float = 0.5
+
+
+@dataclass
+class Flood:
+    """``size`` bytes of body (an event stream: one line with no break in it)."""
+
+    size: int
+    event_stream: bool = False
+
+
+@dataclass
 class JSONReply:
     """Any JSON body with a status (for /v1/models, /tokenize, /health...)."""
 
@@ -342,6 +357,32 @@ class FaultServer(LoopbackHTTPServer):
             return False
         if isinstance(behaviour, Silent):
             await asyncio.sleep(3600)
+            return False
+        if isinstance(behaviour, Drip):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                         b"Content-Length: 100000000\r\n\r\n")  # fmt: skip
+            try:
+                while True:
+                    writer.write(b"x")
+                    await writer.drain()
+                    await asyncio.sleep(behaviour.every)
+            except (ConnectionError, RuntimeError):
+                return False
+        if isinstance(behaviour, Flood):
+            kind = b"text/event-stream" if behaviour.event_stream else b"text/plain"
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: " + kind
+            writer.write(head + b"\r\nContent-Length: %d\r\n\r\n" % behaviour.size)
+            piece = (b"data: " if behaviour.event_stream else b"") + b"x" * (1 << 20)
+            sent = 0
+            try:
+                while sent < behaviour.size:
+                    chunk = piece[: behaviour.size - sent]
+                    writer.write(chunk)
+                    await writer.drain()
+                    sent += len(chunk)
+                    piece = b"x" * (1 << 20)
+            except (ConnectionError, RuntimeError):
+                pass
             return False
         if isinstance(behaviour, HeadersThenStall):
             await _sse_headers(writer)

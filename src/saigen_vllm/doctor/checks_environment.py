@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
+from .._redact import redact_url
 from .._version import __version__
 from ..discovery import distribution_version
 from .context import DoctorContext
@@ -266,8 +267,9 @@ async def config_valid(ctx: DoctorContext) -> list[CheckResult]:
                     )
                 )
                 continue
+        shown_urls = [redact_url(url) for url in s.endpoint_urls]
         details = {
-            "endpoints": s.endpoint_urls,
+            "endpoints": shown_urls,
             "model": s.model or "(the one served)",
             "api_key": "set" if s.api_key else "not set",
             "max_tokens": s.max_tokens,
@@ -278,7 +280,7 @@ async def config_valid(ctx: DoctorContext) -> list[CheckResult]:
             },
             "max_retries": s.max_retries,
         }
-        summary = f"{target.name}: {', '.join(s.endpoint_urls)}, model {details['model']}"
+        summary = f"{target.name}: {', '.join(shown_urls)}, model {details['model']}"
         status, hint = Status.OK, None
         served_as = _catalog_name(s.model) if s.model else None
         if served_as is not None:

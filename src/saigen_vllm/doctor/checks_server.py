@@ -60,21 +60,24 @@ async def _each_endpoint(
         try:
             result = await body(target, endpoint, facts)
         except Exception as exc:
-            failure = classify(exc, endpoint=endpoint)
+            failure = classify(exc, endpoint=endpoint, secret=_secret(target))
             if failure.kind is FailureKind.UNKNOWN:
                 raise  # not a finding about the server: the check is reported as crashed
             result = CheckResult(
                 check_id,
                 Status.FAIL,
                 f"{shown}: {failure.kind.value.replace('_', ' ')}",
-                str(failure.error).split(" Fix: ")[-1]
-                if " Fix: " in str(failure.error)
-                else "see the server's log; `saigen-vllm doctor -v` shows the error",
+                getattr(failure.error, "fix", None)
+                or "see the server's log; `saigen-vllm doctor -v` shows the error",
                 {"error": str(failure.error)},
             )
         result.target = shown
         results.append(result)
     return results
+
+
+def _secret(target: Target) -> str | None:
+    return target.settings.api_key_value() if target.settings is not None else None
 
 
 @check("server.reachable", "server reachable")
@@ -85,7 +88,7 @@ async def reachable(ctx: DoctorContext) -> list[CheckResult]:
             facts.health = await ctx.transport(target).health(endpoint)
         except Exception as exc:
             facts.reachable = False
-            failure = classify(exc, endpoint=endpoint)
+            failure = classify(exc, endpoint=endpoint, secret=_secret(target))
             return CheckResult(
                 "server.reachable",
                 Status.FAIL,
@@ -215,8 +218,8 @@ async def models(ctx: DoctorContext) -> list[CheckResult]:
             return CheckResult(
                 "server.models",
                 Status.FAIL,
-                str(exc).split(" Fix:")[0],
-                str(exc).split(" Fix: ")[-1],
+                exc.what,
+                exc.fix,
                 {"served": names},
             )
         facts.model = chosen.id
@@ -322,7 +325,7 @@ async def router_workers(ctx: DoctorContext) -> list[CheckResult]:
             try:
                 served = await transport.models(worker.url + "/v1")
             except Exception as exc:
-                failure = classify(exc, endpoint=worker.url + "/v1")
+                failure = classify(exc, endpoint=worker.url + "/v1", secret=_secret(target))
                 results.append(
                     CheckResult(
                         "server.router",

@@ -42,6 +42,7 @@ async def wait_ready(
     is_alive: Callable[[], bool] = lambda: True,
 ) -> tuple[bool, str]:
     """Poll /health, then /v1/models until a model is served. Returns (ready, last error)."""
+    from .._redact import server_text
     from .._transport import Transport
     from ..settings import load_settings
 
@@ -53,25 +54,37 @@ async def wait_ready(
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     try:
-        while time.monotonic() < deadline:
+        ready = ""
+
+        async def poll() -> str | None:
+            """``None`` when ready, else what is still missing."""
+            status = await transport.health(endpoint)
+            if status != 200:  # a router's /health is 503 while any one worker is down
+                workers = await transport.workers(endpoint) or []
+                if any(worker.healthy for worker in workers):
+                    status = 200
+            if status != 200:
+                return f"/health answered {status}"
+            served = await transport.models(endpoint)
+            if not served:
+                return "/v1/models lists no model yet"
+            nonlocal ready
+            ready = f"serving {', '.join(m.id for m in served)}"
+            return None
+
+        while (left := deadline - time.monotonic()) > 0:
             if not is_alive():
                 return False, "the server process exited"
-            try:
-                status = await transport.health(endpoint)
-                if status != 200:  # a router's /health is 503 while any one worker is down
-                    workers = await transport.workers(endpoint) or []
-                    if any(worker.healthy for worker in workers):
-                        status = 200
-                if status == 200:
-                    served = await transport.models(endpoint)
-                    if served:
-                        return True, f"serving {', '.join(m.id for m in served)}"
-                    last = "/v1/models lists no model yet"
-                else:
-                    last = f"/health answered {status}"
+            try:  # every poll within what is left: a server dripping bytes cannot hold us
+                missing = await asyncio.wait_for(poll(), timeout=left)
+                if missing is None:
+                    return True, ready
+                last = missing
+            except asyncio.TimeoutError:
+                last = "the server did not answer within the time left"
             except Exception as exc:
-                last = f"{type(exc).__name__}: {exc}".strip()
-            await asyncio.sleep(1.0)
+                last = server_text(f"{type(exc).__name__}: {exc}", api_key)
+            await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         return False, last
     finally:
         await transport.aclose()
