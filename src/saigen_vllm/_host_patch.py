@@ -329,6 +329,17 @@ def run_program(argv: list[str]) -> int:
                 "`-m` needs a module name, e.g. `saigen-vllm run -m saigen.cli.main`"
             )
         module = argv[1]
+        try:
+            import importlib.util
+
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ProgramNotFound(
+                f"no module {module!r} here. Fix: install it into this environment, or put it "
+                "on PYTHONPATH."
+            )
         sys.argv = [module, *argv[2:]]
 
         def entry() -> Any:

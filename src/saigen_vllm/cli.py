@@ -462,6 +462,8 @@ def serve(
         systemd_unit,
     )
 
+    if not model.strip():
+        raise click.BadParameter("name a model: a catalog id, a repo or a path", param_hint="MODEL")
     source = ctx.get_parameter_source("api_key")
     if api_key and source is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError(
@@ -721,7 +723,9 @@ ROUTER_VERSION = "0.1.17"
 
 @main.command("wait-ready")
 @click.argument("url")
-@click.option("--timeout", type=float, default=600, show_default=True)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=600, show_default=True
+)
 @click.option("--api-key", envvar="SAIGEN_VLLM_API_KEY", help="Key for /v1/models, if needed.")
 def wait_ready_command(url: str, timeout: float, api_key: str | None) -> None:
     """Wait until the vLLM server at URL serves a model (/health, then /v1/models).
@@ -730,8 +734,17 @@ def wait_ready_command(url: str, timeout: float, api_key: str | None) -> None:
     """
     import asyncio
 
+    from .errors import InvalidConfiguration
     from .serve import wait_ready
+    from .settings import load_settings
 
+    try:
+        load_settings({"base_url": url})
+    except InvalidConfiguration as exc:
+        raise click.BadParameter(
+            f"{url!r}: " + (exc.what.partition("in the provider config: ")[2] or exc.what),
+            param_hint="URL",
+        ) from None
     ready, detail = asyncio.run(wait_ready(url, timeout, api_key or _env("VLLM_API_KEY")))
     if ready:
         click.echo(f"ready: {detail}")

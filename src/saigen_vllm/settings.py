@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,6 +41,19 @@ HOST_KEYS = frozenset({"priority", "enabled", "provider"})
 """Keys the host's provider manager uses itself; accepted and ignored here."""
 ALIASES = {"api_base": "base_url"}
 SECRET_FIELDS = frozenset({"api_key"})
+
+RESERVED_BODY: dict[str, str] = {
+    "model": "set the provider's `model`",
+    "messages": "the prompt is saigen's",
+    "max_tokens": "set the provider's `max_tokens` (it is clamped to fit the context)",
+    "max_completion_tokens": "set the provider's `max_tokens`",
+    "temperature": "set the provider's `temperature`",
+    "stream": "generations are always streamed (the liveness watch needs it)",
+    "stream_options": "usage is always requested",
+    "response_format": "set `structured_output` or `response_schema`",
+    "n": "one reply per request (n other than 1 would be joined into one reply)",
+}
+"""Request fields ``extra_body`` may not set, and the key that sets each properly."""
 
 FIXES: dict[str, str] = {
     "base_url": "use the server's OpenAI-compatible URL, e.g. http://localhost:8000/v1",
@@ -68,7 +82,8 @@ FIXES: dict[str, str] = {
     "circuit_failure_threshold": "use a whole number of failures from 1 up, e.g. 3",
     "circuit_cooldown": "give the seconds an open circuit waits before probing, above 0",
     "hooks": "list dotted paths to callables or hook objects, e.g. [mypkg.hooks:log_to_file]",
-    "extra_body": "give a mapping of extra vLLM request fields, e.g. {top_k: 20}",
+    "extra_body": "give a mapping of extra vLLM request fields, e.g. {top_k: 20}, without the "
+    "fields the client sets itself",
     "verify": "use true, false, or the path of an existing CA bundle file",
     "tensor_parallel_size": "use a whole number from 1 up (1 on one GB10, 2 across two)",
     "gpu_memory_utilization": "use a fraction above 0 and below 1, e.g. 0.8 on a GB10",
@@ -155,13 +170,32 @@ class VLLMSettings(BaseSettings):
     circuit_failure_threshold: int = Field(3, ge=1, le=1000)
     circuit_cooldown: float = Field(30.0, gt=0)
     hooks: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    extra_body: dict[str, Any] = Field(
+    extra_body: Annotated[dict[str, Any], NoDecode] = Field(
         default_factory=dict,
         description="extra request fields for vLLM, e.g. {top_k: 20, repetition_penalty: 1.05}",
     )
     verify: bool | str = Field(True, description="TLS verification, or a CA bundle path")
     tensor_parallel_size: int = Field(1, ge=1, le=64)
     gpu_memory_utilization: float = Field(0.8, gt=0.0, lt=1.0)
+
+    @field_validator("extra_body", mode="before")
+    @classmethod
+    def _check_extra_body(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: JSON, or YAML's {top_k: 20}
+            import yaml
+
+            try:
+                value = yaml.safe_load(value) if value.strip() else {}
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem", None) or "not JSON or YAML"
+                raise ValueError(f"cannot be read as a mapping ({mark})") from None
+        if not isinstance(value, dict):
+            return value  # pydantic says it is not a mapping
+        for key in value:
+            why = RESERVED_BODY.get(str(key))
+            if why is not None and not (key == "n" and value[key] == 1):
+                raise ValueError(f"`{key}` is the client's to set: {why}")
+        return value
 
     @field_validator("base_url", mode="before")
     @classmethod
@@ -360,7 +394,18 @@ def load_settings(config: Mapping[str, Any] | None = None) -> VLLMSettings:
             ", ".join(sorted(known | set(ALIASES))),
         )
         raw.pop(key)
+    from pydantic_settings import SettingsError
+
     try:
         return VLLMSettings(**raw)
     except ValidationError as exc:
         raise _format_errors(exc, raw) from None
+    except SettingsError as exc:  # an environment value the settings source cannot decode
+        found = re.search(r'field "(\w+)"', str(exc))
+        key = found.group(1) if found else "config"
+        raise InvalidConfiguration(
+            f"vllm provider: invalid `{key}` {_describe_source(key, raw)}: it cannot be read "
+            "as a value of the right type.",
+            field=key,
+            fix=FIXES.get(key, "see docs/configuration.md") + ".",
+        ) from None

@@ -172,9 +172,16 @@ def build_targets(options: DoctorOptions) -> list[Target]:
 
         data = yaml.safe_load(options.config_path.read_text())
     except OSError as exc:
-        raise DoctorCannotRun(f"cannot read --config {options.config_path}: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError and friends
-        raise DoctorCannotRun(f"--config {options.config_path} is not valid YAML: {exc}") from None
+        raise DoctorCannotRun(
+            f"cannot read --config {options.config_path}: {exc.strerror or exc}"
+        ) from None
+    except Exception as exc:  # yaml.YAMLError and friends: one line, where and what
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise DoctorCannotRun(
+            f"--config {options.config_path} is not valid YAML{where}: {problem}"
+        ) from None
     providers = (data or {}).get("llm_providers") if isinstance(data, dict) else None
     if not isinstance(providers, dict):
         raise DoctorCannotRun(

@@ -23,6 +23,11 @@ class CannotStart(Exception):
 def find_launcher(python: str | None = None) -> list[str]:
     """``vllm serve`` when the vllm CLI works, else ``python -m vllm...api_server``."""
     if python:
+        if not (os.path.isfile(python) and os.access(python, os.X_OK)) and not shutil.which(python):
+            raise CannotStart(
+                f"--vllm-python {python} is not an executable Python. Fix: give the python of "
+                "the environment where vLLM is installed, e.g. /opt/vllm/bin/python."
+            )
         return [python, "-m", "vllm.entrypoints.openai.api_server", "--model"]
     if shutil.which("vllm"):
         return ["vllm", "serve"]
