@@ -132,7 +132,7 @@ def _fit_table(fits: list[Any], title: str) -> Any:
             f"{fit.total_gb:.1f}",
             "[green]✓[/]" if fit.fits else f"[red]✗[/] {fit.reason}",
             str(fit.max_concurrency),
-            f"{fit.decode_tok_s:.1f}",
+            fit.decode_shown,
         )
     return table
 
@@ -269,7 +269,7 @@ def recommend(
         f"  weights {fit.weights_gb:.1f} GB + KV {fit.kv_gb:.1f} GB"
         f" + reserve {fit.reserve_gb:.1f} GB = {fit.total_gb:.1f} GB of {fit.budget_gb:.1f} GB;"
         f" up to {fit.max_concurrency} requests"
-        f" of {context} tokens; decode ceiling {fit.decode_tok_s:.1f} tok/s at batch 1;"
+        f" of {context} tokens; decode ceiling {fit.decode_shown} tok/s at batch 1;"
         f" tensor parallel {fit.tensor_parallel_size}"
     )
     if result.alternatives:
@@ -449,6 +449,7 @@ def serve(
     from ._hf_token import hf_token_source
     from ._keyfile import KeyFileError, read_key_file, write_key_file
     from .catalog import UnknownName
+    from .catalog.schema import Hardware
     from .hardware import detect
     from .serve import (
         CannotStart,
@@ -484,13 +485,13 @@ def serve(
         raise click.BadParameter(str(exc), param_hint="--api-key-file") from None
     catalog = _catalog()
     machine = None
-    profile: str | None = hardware
+    profile: str | Hardware | None = hardware
     if hardware == "auto":
         if cluster == 2:
             profile = "gb10x2"
         else:
             machine = detect()
-            profile = machine.profile_name
+            profile = machine.profile()  # the catalog's, or one from the memory reported
     if generate_api_key:
         import secrets
 

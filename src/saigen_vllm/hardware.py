@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .catalog.schema import Hardware
 
 NVIDIA_SMI_QUERY = "name,driver_version,memory.total,memory.used,compute_cap"
 
@@ -50,21 +56,72 @@ class MachineInfo:
 
     @property
     def profile_name(self) -> str | None:
-        """The catalog hardware profile that matches this machine, if any."""
-        if self.is_gb10:
-            return "gb10"
-        names = " ".join(gpu.name.upper() for gpu in self.gpus)
-        for needle, profile in (
-            ("H200", "h200"),
-            ("H100", "h100"),
-            ("A100", "a100-80gb"),
-            ("L40S", "l40s"),
-            ("4090", "rtx4090"),
-            ("RTX 6000 ADA", "rtx6000-ada"),
-        ):
-            if needle in names:
+        """The catalog hardware profile that matches this machine (by the GPU's name and the
+        memory it reports), if any."""
+        found = self.matched_profile()
+        return found.name if found is not None else None
+
+    def matched_profile(self) -> Hardware | None:
+        from .catalog import load_catalog
+
+        if not self.gpus:
+            return None
+        return match_profile(self.gpus[0], load_catalog().hardware_profiles)
+
+    def profile(self) -> Hardware | None:
+        """The matching catalog profile, else one built from what nvidia-smi reports (its
+        memory; bandwidth unknown); None without a GPU."""
+        found = self.matched_profile()
+        if found is not None or not self.gpus:
+            return found
+        return built_profile(self.gpus[0])
+
+
+MEMORY_TOLERANCE = 0.08
+"""How far the memory a GPU reports may be from its profile's (the same model in another
+memory size, an A100 40 GB against the 80 GB profile, must not match)."""
+
+
+def _names(pattern: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![A-Za-z0-9]){pattern}(?![A-Za-z0-9])", re.I)
+
+
+def match_profile(gpu: GPU, profiles: Iterable[Hardware]) -> Hardware | None:
+    """The profile whose name patterns match ``gpu``'s name (whole words: GH200 is not H200)
+    and whose memory is the memory ``gpu`` reports (within 8 %). A GB10 reports no memory of its
+    own (unified): its name or compute capability decides."""
+    for profile in profiles:
+        if profile.nodes > 1 or not any(_names(p).search(gpu.name) for p in profile.match):
+            continue
+        if gpu.memory_total_mib is None:
+            if profile.unified_memory and gpu.is_gb10:
                 return profile
+            continue
+        reported_gib = gpu.memory_total_mib / 1024
+        if abs(reported_gib - profile.memory_gib) <= MEMORY_TOLERANCE * profile.memory_gib:
+            return profile
+    if gpu.is_gb10:  # by compute capability 12.1 when the name is unusual
+        return next((p for p in profiles if p.name == "gb10"), None)
+    return None
+
+
+def built_profile(gpu: GPU) -> Hardware | None:
+    """A profile for a GPU the catalog does not list, from the memory it reports."""
+    from .catalog.schema import Hardware
+
+    if gpu.memory_total_mib is None:
         return None
+    return Hardware(
+        name="this-gpu",
+        title=f"{gpu.name} (as nvidia-smi reports it)",
+        gpus=1,
+        nodes=1,
+        memory_gib=round(gpu.memory_total_mib / 1024, 2),
+        bandwidth_gbs=None,
+        unified_memory=False,
+        gpu_memory_utilization=0.92,
+        source="nvidia-smi memory.total on this machine; 0.92 is vLLM 0.32's default",
+    )
 
 
 def _number(text: str) -> float | None:

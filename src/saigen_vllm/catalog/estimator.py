@@ -104,12 +104,15 @@ def tensor_parallel_size(model: ModelSpec, hardware: Hardware) -> int:
 
 def decode_roofline(
     model: ModelSpec, precision: str, hardware: Hardware, context: int = 0
-) -> float:
+) -> float | None:
     """Batch-1 decode ceiling in tokens/s: bandwidth / bytes read per token (weights, plus the
-    KV cache of ``context`` tokens). With tensor parallelism each GPU reads its share."""
+    KV cache of ``context`` tokens). With tensor parallelism each GPU reads its share. None
+    when the hardware's bandwidth is not known."""
+    if hardware.bandwidth_gbs is None:
+        return None
     tp = tensor_parallel_size(model, hardware)
     per_token = bytes_read_per_token(model, precision) + kv_bytes_per_token(model) * context
-    return hardware.bandwidth_gbs * GB * tp / per_token
+    return round(hardware.bandwidth_gbs * GB * tp / per_token, 1)
 
 
 @dataclass(frozen=True)
@@ -132,11 +135,15 @@ class Fit:
     fits: bool
     max_concurrency: int
     tensor_parallel_size: int
-    decode_tok_s: float
-    """batch-1 ceiling with an empty context"""
-    decode_tok_s_at_context: float
+    decode_tok_s: float | None
+    """batch-1 ceiling with an empty context (None: bandwidth unknown)"""
+    decode_tok_s_at_context: float | None
     """batch-1 ceiling with ``context`` tokens already in the KV cache"""
     reason: str
+
+    @property
+    def decode_shown(self) -> str:
+        return "?" if self.decode_tok_s is None else f"{self.decode_tok_s:.1f}"
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -196,7 +203,7 @@ def evaluate(
         fits=not reasons,
         max_concurrency=max_conc if variant and context <= model.max_context else 0,
         tensor_parallel_size=tp,
-        decode_tok_s=round(decode_roofline(model, precision, hardware), 1),
-        decode_tok_s_at_context=round(decode_roofline(model, precision, hardware, context), 1),
+        decode_tok_s=decode_roofline(model, precision, hardware),
+        decode_tok_s_at_context=decode_roofline(model, precision, hardware, context),
         reason="; ".join(reasons),
     )

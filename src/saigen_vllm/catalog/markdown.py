@@ -34,7 +34,7 @@ def render_models_markdown(catalog: Catalog, hardware: str = "gb10") -> str:
             f"| {fit.model} | {fit.precision} | {fit.repo} | {fit.weights_gb:.1f} | "
             f"{fit.kv_bytes_per_token:,} | {fit.total_gb:.1f} | "
             f"{'yes' if fit.fits else 'no: ' + fit.reason} | {fit.max_concurrency} | "
-            f"{fit.decode_tok_s:.1f} |"
+            f"{fit.decode_shown} |"
         )
     lines += ["", "## Sources", ""]
     for model in catalog.models:

@@ -74,7 +74,7 @@ def recommend(
                 rejected.append(
                     (fit, "fits, but with less than 10 % of the memory budget to spare")
                 )
-            elif fit.decode_tok_s < floor:
+            elif fit.decode_tok_s is not None and fit.decode_tok_s < floor:
                 rejected.append(
                     (fit, f"decode ceiling {fit.decode_tok_s} tok/s is below {floor:g} tok/s")
                 )

@@ -110,10 +110,16 @@ class Hardware(_Strict):
     gpus: int = Field(ge=1)
     nodes: int = Field(1, ge=1, description="machines the GPUs are spread over (Ray beyond 1)")
     memory_gib: float = Field(gt=0)
-    bandwidth_gbs: float = Field(gt=0)
+    bandwidth_gbs: float | None = Field(
+        None, gt=0, description="memory bandwidth; None for a GPU known only from nvidia-smi"
+    )
     unified_memory: bool
     gpu_memory_utilization: float = Field(gt=0, lt=1)
     interconnect: str = ""
+    match: list[str] = Field(
+        default_factory=list,
+        description="regular expressions for the name nvidia-smi reports (whole words)",
+    )
     source: str = Field(min_length=8)
 
 

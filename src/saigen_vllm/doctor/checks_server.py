@@ -533,13 +533,16 @@ async def probe(ctx: DoctorContext) -> list[CheckResult]:
         if spec is not None and hardware and rate:
             precision = spec.precision_of(facts.model)
             ceiling = decode_roofline(spec, precision, catalog.hardware(hardware))
-            details.update(
-                roofline_tok_s=round(ceiling, 1),
-                hardware=hardware,
-                precision=precision,
-                ratio_to_roofline=round(rate / ceiling, 2),
-            )
-            summary += f" = {rate / ceiling:.0%} of the {ceiling:.0f} tok/s ceiling on {hardware}"
+            if ceiling:
+                details.update(
+                    roofline_tok_s=round(ceiling, 1),
+                    hardware=hardware,
+                    precision=precision,
+                    ratio_to_roofline=round(rate / ceiling, 2),
+                )
+                summary += (
+                    f" = {rate / ceiling:.0%} of the {ceiling:.0f} tok/s ceiling on {hardware}"
+                )
         return CheckResult("server.probe", Status.OK, summary, details=details)
 
     return await _each_endpoint(ctx, "server.probe", body, needs_key=True, needs_model=True)

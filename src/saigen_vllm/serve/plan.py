@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ..catalog import Catalog
 from ..catalog.estimator import Fit, evaluate
 from ..catalog.recommend import PLAYBOOK_PREFERENCE
-from ..catalog.schema import ModelSpec
+from ..catalog.schema import Hardware, ModelSpec
 
 DEFAULT_CONTEXT = 16384
 """saigen's prompt (~5 k tokens) + a 4 k reply, with room for repository data."""
@@ -149,7 +149,7 @@ def build_plan(
     catalog: Catalog,
     model: str,
     *,
-    hardware: str | None,
+    hardware: str | Hardware | None,
     precision: str | None = None,
     context: int | None = None,
     concurrency: int | None = None,
@@ -184,7 +184,7 @@ def build_plan(
             "--generate-api-key, or bind 127.0.0.1."
         )
     spec = catalog.find_model(model)
-    profile = catalog.hardware(hardware) if hardware else None
+    profile = catalog.hardware(hardware) if isinstance(hardware, str) else hardware
     if profile is not None and profile.nodes > 1 and not cluster:
         raise ServeRefused(
             f"{profile.name} is {profile.nodes} machines: one `vllm serve` cannot use them "
@@ -221,7 +221,7 @@ def build_plan(
             max_num_seqs=concurrency or 16,
             gpu_memory_utilization=util,
             tensor_parallel_size=profile.gpus if profile else 1,
-            hardware=hardware,
+            hardware=profile.name if profile else None,
             gated=bool(spec and spec.gated),
             nodes=profile.nodes if profile else 1,
             reasoning_parser=reasoning_parser,
@@ -283,6 +283,8 @@ def build_plan(
         raise ServeRefused(message)
     max_seqs = concurrency or max(1, min(chosen.max_concurrency, MAX_NUM_SEQS_CAP))
     notes = []
+    if profile.bandwidth_gbs is None:
+        notes.append(f"planned for {profile.title}: {profile.memory_gib:g} GiB, no catalog profile")
     if chosen.kv_cache_dtype == "fp8":
         notes.append("--kv-cache-dtype fp8 halves the KV cache so the requests fit")
     return ServePlan(
