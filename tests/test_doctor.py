@@ -55,11 +55,23 @@ def test_closed_port_fails_fast_with_a_hint_and_no_traceback() -> None:
     assert by_id(report)["server.models"][0]["status"] == "skipped"
 
 
-def test_client_only_machine_is_info_not_failure() -> None:
-    out = doctor("--json", "--check", "hardware", env={"SAIGEN_VLLM_NVIDIA_SMI": "/nonexistent"})
-    report = json.loads(out.stdout)
-    gpu = by_id(report)["hardware.gpu"][0]
-    assert gpu["status"] in ("info", "warn")  # no GPU (or no working nvidia-smi) is not a failure
+@pytest.mark.parametrize(
+    ("smi", "status"),
+    [
+        ("#!/bin/sh\nexit 0\n", "info"),  # nvidia-smi runs and lists no GPU: a client machine
+        (None, "warn"),  # no nvidia-smi at all
+    ],
+)
+def test_client_only_machine_is_not_a_failure(
+    smi: str | None, status: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "nvidia-smi"
+    if smi is not None:
+        path.write_text(smi)
+        path.chmod(0o755)
+    out = doctor("--json", "--check", "hardware", env={"SAIGEN_VLLM_NVIDIA_SMI": str(path)})
+    gpu = by_id(json.loads(out.stdout))["hardware.gpu"][0]
+    assert gpu["status"] == status
     assert out.returncode == 0
 
 
@@ -227,13 +239,14 @@ def test_api_key_flag_never_printed() -> None:
 def test_a_crashing_check_is_reported_and_others_run() -> None:
     import asyncio
 
-    from saigen_vllm.doctor import DoctorOptions, checks_environment, run_doctor
+    from saigen_vllm.doctor import DoctorOptions, run_doctor
 
     async def boom(ctx: object) -> None:
         raise RuntimeError("kaboom")
 
-    from saigen_vllm.doctor.registry import CHECKS, Check
+    from saigen_vllm.doctor.registry import CHECKS, Check, all_checks
 
+    all_checks()  # registers every check
     index = next(i for i, c in enumerate(CHECKS) if c.id == "env.packages")
     original = CHECKS[index]
     CHECKS[index] = Check("env.packages", "broken", boom)
@@ -245,7 +258,31 @@ def test_a_crashing_check_is_reported_and_others_run() -> None:
     assert statuses == {"env.python": "ok", "env.packages": "crashed"}
     assert report.exit_code == 1
     assert "kaboom" in report.results[1].summary
-    assert checks_environment  # the module stays registered
+
+
+def test_a_check_that_times_out_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import saigen_vllm.doctor as doctor_module
+    from saigen_vllm.doctor import DoctorOptions, run_doctor
+    from saigen_vllm.doctor.registry import CHECKS, Check, all_checks
+
+    all_checks()  # registers every check
+
+    async def never(ctx: object) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(doctor_module, "CHECK_TIMEOUT", 0.05)
+    index = next(i for i, c in enumerate(CHECKS) if c.id == "env.packages")
+    original = CHECKS[index]
+    CHECKS[index] = Check("env.packages", "hangs", never)
+    try:
+        report = asyncio.run(run_doctor(DoctorOptions(), ["env.packages"]))
+    finally:
+        CHECKS[index] = original
+    (result,) = report.results
+    assert result.status.value == "fail" and "timed out after 0.05s" in result.summary
+    assert "bug" not in (result.hint or "")
 
 
 def test_a_prefix_does_not_run_the_generating_checks() -> None:

@@ -122,7 +122,9 @@ def test_failing_hook_is_logged_and_others_still_run(caplog: pytest.LogCaptureFi
         asyncio.run(hooks.emit(event))
     assert seen == [event]
     assert "hook bug" in caplog.text
-    asyncio.run(hooks.emit(GiveUpEvent(("a",), "k", "m", 1)))  # no handler: nothing happens
+    errors = len(caplog.records)
+    asyncio.run(hooks.emit(GiveUpEvent(("a",), "k", "m", 1)))  # no handler for on_giveup
+    assert seen == [event] and len(caplog.records) == errors  # none ran, nothing failed
 
 
 def test_unknown_hook_name() -> None:
@@ -152,3 +154,26 @@ def test_pool_exhaustion_is_not_the_servers_fault() -> None:
     assert failure.kind is FailureKind.LOCAL_POOL
     assert not failure.trips_circuit and not failure.next_endpoint and failure.transient
     assert "server was not asked" in str(failure.error)
+
+
+def test_metrics_aggregate_per_kind_across_engines() -> None:
+    """Two data-parallel engines: counters and request counts add up; KV-cache usage (a
+    fraction) is per engine, reported as the highest, never summed past 100 %."""
+    from saigen_vllm._transport import parse_metrics
+
+    text = (
+        "# TYPE vllm:num_requests_running gauge\n"
+        'vllm:num_requests_running{engine="0",model_name="m"} 3.0\n'
+        'vllm:num_requests_running{engine="1",model_name="m"} 5.0\n'
+        "# TYPE vllm:kv_cache_usage_perc gauge\n"
+        'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.6\n'
+        'vllm:kv_cache_usage_perc{engine="1",model_name="m"} 0.55\n'
+        "# TYPE vllm:generation_tokens counter\n"
+        'vllm:generation_tokens_total{engine="0",model_name="m"} 100.0\n'
+        'vllm:generation_tokens_total{engine="1",model_name="m"} 50.0\n'
+    )
+    data = parse_metrics(text)
+    assert data.requests_running == 8
+    assert data.kv_cache_usage == 0.6
+    assert data.per_engine["vllm:kv_cache_usage_perc"] == [0.6, 0.55]
+    assert data.generation_tokens_total == 150

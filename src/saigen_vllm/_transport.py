@@ -96,6 +96,8 @@ class ServerMetrics:
     prompt_tokens_total: float | None = None
     generation_tokens_total: float | None = None
     samples: dict[str, float] = field(default_factory=dict, repr=False)
+    per_engine: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    """fraction gauges (KV-cache usage) per label set, in the order exported"""
 
     @property
     def prefix_cache_hit_rate(self) -> float | None:
@@ -487,21 +489,34 @@ def progress_counter(text: str) -> float | None:
 
 
 def parse_metrics(text: str) -> ServerMetrics:
-    """Parse vLLM's Prometheus text with prometheus_client's parser, summing over label sets."""
+    """Parse vLLM's Prometheus text with prometheus_client's parser, per metric kind: counters
+    and request counts are summed over label sets (engines, models); a gauge that is a fraction
+    (KV-cache usage) is kept per engine and reported as the highest: two data-parallel engines
+    at 60 % are at 60 %, not 120 %."""
     from prometheus_client.parser import text_string_to_metric_families
 
     samples: dict[str, float] = {}
+    per_engine: dict[str, list[float]] = {}
     for family in text_string_to_metric_families(text):
+        fraction = family.type == "gauge" and family.name.endswith(_FRACTION_SUFFIXES)
         for sample in family.samples:
             if sample.name.endswith(("_created", "_bucket")):
                 continue
-            samples[sample.name] = samples.get(sample.name, 0.0) + float(sample.value)
+            value = float(sample.value)
+            if fraction:
+                per_engine.setdefault(sample.name, []).append(value)
+                samples[sample.name] = max(samples.get(sample.name, value), value)
+            else:
+                samples[sample.name] = samples.get(sample.name, 0.0) + value
     values: dict[str, float] = {}
     for name, attr in _METRIC_NAMES.items():
         for candidate in (name, name + "_total"):
             if candidate in samples and attr not in values:
                 values[attr] = samples[candidate]
-    return ServerMetrics(samples=samples, **values)
+    return ServerMetrics(samples=samples, per_engine=per_engine, **values)
+
+
+_FRACTION_SUFFIXES = ("_perc", "_usage", "_ratio", "_fraction")
 
 
 def without_reasoning(completion: Completion, *, max_tokens: int) -> Completion:

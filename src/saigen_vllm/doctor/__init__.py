@@ -42,6 +42,14 @@ async def _run_one(check: Check, ctx: DoctorContext, probe: bool) -> list[CheckR
     try:
         timeout = max(CHECK_TIMEOUT, ctx.options.probe_timeout) if check.slow else CHECK_TIMEOUT
         outcome = await asyncio.wait_for(check.run(ctx), timeout=timeout)
+    except asyncio.TimeoutError:  # a finding about what it talks to, not a bug
+        outcome = CheckResult(
+            check.id,
+            Status.FAIL,
+            f"timed out after {timeout:g}s",
+            "what it asks (a server, nvidia-smi) did not answer in time: check it is up and "
+            "not overloaded; rerun with -v",
+        )
     except Exception as exc:
         outcome = CheckResult(
             check.id, Status.CRASHED, f"the check crashed: {type(exc).__name__}: {exc}", CRASH_HINT

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from .._failures import FailureKind, classify, refuses_constraint
 from .._redact import redact_url
+from .._transport import ServerMetrics
 from .context import DoctorContext, EndpointFacts, Target
 from .model import CheckResult, Status
 from .registry import check
@@ -370,6 +371,16 @@ async def router_workers(ctx: DoctorContext) -> list[CheckResult]:
     return results
 
 
+def _kv_summary(data: ServerMetrics) -> str:
+    if data.kv_cache_usage is None:
+        return ""
+    engines = data.per_engine.get("vllm:kv_cache_usage_perc") or []
+    if len(engines) > 1:
+        each = " / ".join(f"{value:.0%}" for value in engines)
+        return f"KV cache {data.kv_cache_usage:.0%} at most ({each} over {len(engines)} engines)"
+    return f"KV cache {data.kv_cache_usage:.0%}"
+
+
 @check("server.metrics", "load and KV cache (/metrics)", requires=("server.reachable",))
 async def metrics(ctx: DoctorContext) -> list[CheckResult]:
     async def body(target: Target, endpoint: str, facts: EndpointFacts) -> CheckResult:
@@ -380,12 +391,13 @@ async def metrics(ctx: DoctorContext) -> list[CheckResult]:
             "requests_running": data.requests_running,
             "requests_waiting": data.requests_waiting,
             "kv_cache_usage": data.kv_cache_usage,
+            "kv_cache_usage_per_engine": data.per_engine.get("vllm:kv_cache_usage_perc"),
             "prefix_cache_hit_rate": data.prefix_cache_hit_rate,
         }
         parts = [
             f"running {data.requests_running:g}" if data.requests_running is not None else "",
             f"waiting {data.requests_waiting:g}" if data.requests_waiting is not None else "",
-            f"KV cache {data.kv_cache_usage:.0%}" if data.kv_cache_usage is not None else "",
+            _kv_summary(data),
             f"prefix-cache hits {data.prefix_cache_hit_rate:.0%}"
             if data.prefix_cache_hit_rate is not None
             else "",
