@@ -62,9 +62,7 @@ def test_closed_port_fails_fast_with_a_hint_and_no_traceback() -> None:
         (None, "warn"),  # no nvidia-smi at all
     ],
 )
-def test_client_only_machine_is_not_a_failure(
-    smi: str | None, status: str, tmp_path: Path
-) -> None:
+def test_client_only_machine_is_not_a_failure(smi: str | None, status: str, tmp_path: Path) -> None:
     path = tmp_path / "nvidia-smi"
     if smi is not None:
         path.write_text(smi)

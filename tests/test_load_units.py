@@ -320,3 +320,13 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([], 50) is None
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
     assert percentile(range(1, 101), 99) == 99
+
+
+def test_the_fallback_estimate_does_not_undercount_cjk() -> None:
+    from saigen_vllm._client import estimate_prompt_tokens, prompt_token_bound
+
+    cjk = [{"role": "user", "content": "软件包的安装与配置" * 100}]  # 900 characters, 2700 bytes
+    ascii_text = [{"role": "user", "content": "install and configure " * 100}]
+    assert estimate_prompt_tokens(cjk) >= 2700  # a token or more per character, not 300
+    assert estimate_prompt_tokens(cjk) <= prompt_token_bound(cjk)
+    assert estimate_prompt_tokens(ascii_text) < 1000  # ASCII stays at ~3 characters a token

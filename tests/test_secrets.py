@@ -159,3 +159,20 @@ def test_the_doctor_never_shows_them(fault_server: FaultServer, tmp_path: Path) 
     )  # fmt: skip
     for args in (("-v", "--config", str(config)), ("--json", "--config", str(config))):
         assert_clean(doctor(*args), f"doctor {args}")
+
+
+def test_a_proxy_never_sees_requests_for_this_machine(
+    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY is honoured for other hosts, never for loopback: the key stays here."""
+    with FaultServer() as proxy:
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(name, proxy.base_url.removesuffix("/v1"))
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        provider = VLLMProvider(
+            {"base_url": fault_server.base_url, "api_key": KEY, "structured_output": "off"}
+        )
+        asyncio.run(provider.generate_saidata(GenerationContext(software_name="nginx")))
+        assert fault_server.count("/v1/chat/completions") == 1
+        assert proxy.received == []

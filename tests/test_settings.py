@@ -150,3 +150,35 @@ def test_none_from_the_host_means_unset(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.model == "from-env"  # None did not override the environment
     assert (settings.max_tokens, settings.temperature, settings.timeout) == (4096, 0.1, 30.0)
     assert settings.structured_output == "auto"
+
+
+@pytest.mark.parametrize(
+    ("config", "warned"),
+    [
+        ({"base_url": "http://gb10.lan:8000/v1", "api_key": "sk-1"}, ["in clear"]),
+        ({"base_url": "https://gb10.lan/v1", "api_key": "sk-1"}, []),
+        ({"base_url": "http://127.0.0.1:8000/v1", "api_key": "sk-1"}, []),
+        ({"base_url": "http://localhost:8000/v1", "api_key": "sk-1"}, []),
+        ({"base_url": "http://gb10.lan:8000/v1"}, []),  # no key, nothing to leak
+        ({"base_url": "https://gb10.lan/v1", "verify": False}, ["verify: false"]),
+    ],
+)
+def test_exposure_is_named(config: dict[str, object], warned: list[str]) -> None:
+    from saigen_vllm.settings import load_settings
+
+    found = load_settings(config).exposure()
+    assert len(found) == len(warned)
+    for text, words in zip(found, warned, strict=True):
+        assert words in text and "sk-1" not in text
+
+
+def test_the_provider_warns_once_per_exposure(caplog: pytest.LogCaptureFixture) -> None:
+    from saigen_vllm.provider import VLLMProvider
+
+    config = {"base_url": "http://gb10-warn.lan:8000/v1", "api_key": "sk-1"}
+    with caplog.at_level(logging.WARNING, logger="saigen_vllm"):
+        VLLMProvider(config)
+        VLLMProvider(config)
+    assert [r.getMessage() for r in caplog.records].count(
+        next(r.getMessage() for r in caplog.records if "in clear" in r.getMessage())
+    ) == 1

@@ -90,8 +90,19 @@ class _Plan:
 
 
 def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
-    chars = sum(len(message.get("content", "")) for message in messages)
-    return int(chars / CHARS_PER_TOKEN_ESTIMATE) + MESSAGE_OVERHEAD_TOKENS * len(messages)
+    """When the server cannot count: ASCII text at ~3 characters a token, other text at its
+    UTF-8 bytes (a safe bound: CJK is a token or more per character, never 1/3)."""
+    estimate = 0.0
+    for message in messages:
+        text = message.get("content", "")
+        if text.isascii():
+            estimate += len(text) / CHARS_PER_TOKEN_ESTIMATE
+            continue
+        other = sum(len(ch.encode("utf-8")) for ch in text if not ch.isascii())
+        estimate += (
+            len(text) - sum(1 for ch in text if not ch.isascii())
+        ) / CHARS_PER_TOKEN_ESTIMATE + other
+    return int(estimate) + MESSAGE_OVERHEAD_TOKENS * len(messages)
 
 
 def prompt_token_bound(messages: list[dict[str, str]]) -> int:

@@ -28,6 +28,15 @@ if TYPE_CHECKING:
     from .hooks import Hooks
 
 logger = logging.getLogger("saigen_vllm")
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Once per process: a batch builds providers again and again."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logger.warning("vllm provider: %s", message)
+
 
 DEFAULT_CONTEXT_WINDOW = 8192
 """Used by get_model_info() until the server or the catalog says otherwise."""
@@ -53,6 +62,8 @@ class VLLMProvider(BaseLLMProvider):
         self._client: ResilientClient | None = None
         self._last_model: str | None = None
         self._saidata_constraint: tuple[Constraint | None] | None = None
+        for exposed in self.settings.exposure():
+            _warn_once(exposed)
         if self.settings.hooks:
             _ = self.hooks  # import configured hooks now: a bad path is a configuration error
 

@@ -310,6 +310,26 @@ class VLLMSettings(BaseSettings):
             return self.routing
         return "balanced" if len(self.endpoint_specs) > 1 else "ordered"
 
+    def exposure(self) -> list[str]:
+        """What this configuration exposes, one sentence each (empty when nothing): TLS not
+        verified, a key sent in clear to another machine."""
+        found = []
+        if self.verify is False:
+            found.append(
+                "`verify: false`: TLS certificates are not checked, so anyone on the path can "
+                "pose as the server and read the key and prompts; give a CA bundle path instead"
+            )
+        if self.api_key is not None:
+            for url in self.endpoint_urls:
+                parts = urlsplit(url)
+                if parts.scheme == "http" and not _is_loopback_host(parts.hostname or ""):
+                    found.append(
+                        f"the API key goes in clear (plain http) to {redact_url(url)}: anyone on "
+                        "that network can read it; use https (a TLS proxy in front of vLLM) or "
+                        "keep the network trusted"
+                    )
+        return found
+
     def api_key_value(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key is not None else None
 
@@ -360,6 +380,17 @@ def _format_errors(exc: ValidationError, config: Mapping[str, Any]) -> InvalidCo
     combined = InvalidConfiguration("\n".join(f"{w} Fix: {f}." for w, f in lines), field=first)
     combined.fix = lines[0][1] + "."
     return combined
+
+
+def _is_loopback_host(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(config: Mapping[str, Any] | None = None) -> VLLMSettings:

@@ -283,7 +283,11 @@ async def config_valid(ctx: DoctorContext) -> list[CheckResult]:
         summary = f"{target.name}: {', '.join(shown_urls)}, model {details['model']}"
         status, hint = Status.OK, None
         served_as = _catalog_name(s.model) if s.model else None
-        if served_as is not None:
+        exposed = s.exposure()
+        if exposed:
+            status = Status.WARN
+            hint = "; ".join(exposed)
+        elif served_as is not None:
             status = Status.WARN
             summary += f" (`saigen-vllm serve` serves it as {served_as})"
             hint = f"set `model: {served_as}` (or start the server with --served-model-name)"
