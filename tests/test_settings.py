@@ -182,3 +182,53 @@ def test_the_provider_warns_once_per_exposure(caplog: pytest.LogCaptureFixture) 
     assert [r.getMessage() for r in caplog.records].count(
         next(r.getMessage() for r in caplog.records if "in clear" in r.getMessage())
     ) == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        ("{top_k: 20}", {"top_k": 20}),  # the YAML form the docs' hint suggests
+        ('{"top_k": 20, "n": 1}', {"top_k": 20, "n": 1}),
+        ("", {}),
+    ],
+)
+def test_extra_body_from_the_environment(
+    env: str, value: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAIGEN_VLLM_EXTRA_BODY", env)
+    assert load_settings({}).extra_body == value
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"max_tokens": 99999}, "provider's `max_tokens`"),
+        ({"max_completion_tokens": 9}, "provider's `max_tokens`"),
+        ({"model": "x"}, "provider's `model`"),
+        ({"messages": []}, "the prompt is saigen's"),
+        ({"stream": False}, "always streamed"),
+        ({"response_format": {"type": "json_object"}}, "structured_output"),
+        ({"temperature": 1}, "provider's `temperature`"),
+        ({"n": 2}, "one reply per request"),
+    ],
+)
+def test_keys_the_client_owns_are_refused(body: dict[str, object], says: str) -> None:
+    with pytest.raises(InvalidConfiguration) as caught:
+        load_settings({"extra_body": body})
+    assert caught.value.field == "extra_body" and says in str(caught.value)
+    assert caught.value.fix and "without the fields the client sets" in caught.value.fix
+
+
+@pytest.mark.parametrize("env", ["{top_k: 20", "[1, 2]", "just text"])
+def test_bad_extra_body_in_the_environment_is_a_configuration_error(
+    env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from saigen_vllm.provider import VLLMProvider
+
+    monkeypatch.setenv("SAIGEN_VLLM_EXTRA_BODY", env)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({})
+    assert "SAIGEN_VLLM_EXTRA_BODY" in str(caught.value)
+    provider = VLLMProvider.__new__(VLLMProvider)  # a host may ask before building succeeds
+    provider.config = {}
+    assert provider.is_available() is False  # never raises
