@@ -212,6 +212,7 @@ def recommend(
 ) -> None:
     """The best model and precision for HARDWARE at CONTEXT x CONCURRENCY; why others do not fit."""
     from .catalog import UnknownName
+    from .catalog.recommend import measured_efficiency
     from .catalog.recommend import recommend as pick
 
     catalog = _catalog()
@@ -227,6 +228,9 @@ def recommend(
         purpose=purpose,  # type: ignore[arg-type]
         min_decode_tok_s=min_tok_s,
         kv_cache_dtype=kv_cache_dtype,
+        efficiency=measured_efficiency(
+            catalog.measurements, catalog.models, catalog.hardware("gb10")
+        ),
     )
     # closest misses: models whose weights fit (only KV or context is short) before the rest
     biggest = sorted(
@@ -241,6 +245,8 @@ def recommend(
             json.dumps(
                 {
                     "choice": result.choice.as_dict() if result.choice else None,
+                    "reason": result.reason,
+                    "measured_efficiency": result.efficiency,
                     "alternatives": [fit.as_dict() for fit in result.alternatives],
                     "rejected": [{**fit.as_dict(), "why": why} for fit, why in result.rejected],
                 },
@@ -270,7 +276,8 @@ def recommend(
         f" + reserve {fit.reserve_gb:.1f} GB = {fit.total_gb:.1f} GB of {fit.budget_gb:.1f} GB;"
         f" up to {fit.max_concurrency} requests"
         f" of {context} tokens; decode ceiling {fit.decode_shown} tok/s at batch 1;"
-        f" tensor parallel {fit.tensor_parallel_size}"
+        f" tensor parallel {fit.tensor_parallel_size}\n"
+        f"  why: {result.reason}"
     )
     if result.alternatives:
         console.print(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .schema import Hardware, ModelSpec
+from .schema import ATTENTION_KINDS, STATE_KINDS, Hardware, LayerGroup, ModelSpec
 
 GIB = 2**30
 GB = 10**9
@@ -69,20 +69,88 @@ def bytes_read_per_token(model: ModelSpec, precision: str) -> float:
     return total
 
 
+def _attention_bytes_per_token(group: LayerGroup, kv_dtype_bytes: int) -> int:
+    """One token's cache in ``group``: K and V per KV head, or MLA's one latent."""
+    if group.kind == "mla":
+        assert group.kv_lora_rank and group.qk_rope_head_dim
+        return group.layers * (group.kv_lora_rank + group.qk_rope_head_dim) * kv_dtype_bytes
+    if group.kind in ATTENTION_KINDS:
+        assert group.kv_heads and group.head_dim
+        return 2 * group.layers * group.kv_heads * group.head_dim * kv_dtype_bytes
+    return 0
+
+
 def kv_bytes_per_token(model: ModelSpec, kv_dtype_bytes: int = 2) -> int:
-    """KV bytes per token of context on the full-attention layers: 2 (K and V) x layers x KV heads
-    x head_dim x bytes. Sliding-window layers keep at most a window per sequence (see below)."""
-    layers = model.full_attention_layers or model.layers
-    return 2 * layers * model.kv_heads * model.head_dim * kv_dtype_bytes
+    """KV bytes per token of context on the layers that keep every token (full attention, MLA).
+    Sliding-window and chunked layers keep a bounded number per sequence, state layers a fixed
+    state (see below)."""
+    return sum(
+        _attention_bytes_per_token(group, kv_dtype_bytes)
+        for group in model.layer_groups
+        if group.kind in ("full", "mla")
+    )
 
 
-def kv_bytes_per_sequence(model: ModelSpec, context: int, kv_dtype_bytes: int = 2) -> int:
-    full = kv_bytes_per_token(model, kv_dtype_bytes) * context
-    if model.sliding_window is None:
-        return full
-    window = min(context, model.sliding_window)
-    sliding = 2 * model.sliding_layers * model.kv_heads * model.head_dim * kv_dtype_bytes
-    return full + sliding * window
+def state_bytes_per_sequence(model: ModelSpec, state_dtype_bytes: int = 2) -> int:
+    """The fixed state one sequence holds on Mamba-2 and gated-DeltaNet layers, whatever its
+    length (vLLM's MambaStateShapeCalculator shapes; the model's dtype unless the model sets
+    the SSM state's own, as Nemotron-H's float32)."""
+    total = 0
+    for group in model.layer_groups:
+        if group.kind not in STATE_KINDS:
+            continue
+        assert group.state_heads and group.state_head_dim and group.state_size
+        assert group.state_groups and group.conv_kernel
+        heads = group.state_heads * group.state_head_dim
+        if group.kind == "mamba2":
+            conv = (group.conv_kernel - 1) * (heads + 2 * group.state_groups * group.state_size)
+        else:
+            conv = (group.conv_kernel - 1) * (2 * group.state_groups * group.state_size + heads)
+        ssm = heads * group.state_size
+        ssm_bytes = group.ssm_state_bytes or state_dtype_bytes
+        total += group.layers * (conv * state_dtype_bytes + ssm * ssm_bytes)
+    return total
+
+
+def windowed_tokens(window: int, context: int, in_flight_tokens: int) -> int:
+    """Tokens vLLM reserves per sequence on a sliding-window layer: the window, plus the tokens
+    scheduled but not yet settled (freed on a processed-token basis), never more than the
+    context (vLLM's SlidingWindowSpec.max_admission_blocks_per_request, without block rounding).
+    """
+    return min(window - 1 + in_flight_tokens, context)
+
+
+def kv_bytes_per_sequence(
+    model: ModelSpec, context: int, kv_dtype_bytes: int = 2, in_flight_tokens: int = 0
+) -> int:
+    """Everything one sequence of ``context`` tokens holds: full and MLA layers for every token,
+    sliding and chunked layers for what vLLM keeps of them, and the state of state layers."""
+    total = kv_bytes_per_token(model, kv_dtype_bytes) * context
+    for group in model.layer_groups:
+        if group.kind == "sliding":
+            assert group.window
+            tokens = windowed_tokens(group.window, context, in_flight_tokens)
+        elif group.kind == "chunked":
+            assert group.window
+            tokens = min(group.window + in_flight_tokens, context)
+        else:
+            continue
+        total += _attention_bytes_per_token(group, kv_dtype_bytes) * tokens
+    return total + state_bytes_per_sequence(model)
+
+
+def in_flight_tokens(hardware: Hardware) -> int:
+    """vLLM's ``max_in_flight_tokens`` for `vllm serve` on ``hardware``: its default
+    --max-num-batched-tokens for the GPU's memory (2,048 below 70 GiB or on an A100, 8,192 up
+    to 160 GiB, 16,384 above), doubled by asynchronous scheduling (on by default, not with the
+    Ray backend of a multi-node profile). vllm/engine/arg_utils.py, vllm/config/vllm.py."""
+    if hardware.memory_gib >= 160:
+        batched = 16384
+    elif hardware.memory_gib >= 70 and "a100" not in hardware.name:
+        batched = 8192
+    else:
+        batched = 2048
+    return batched * (2 if hardware.nodes == 1 else 1)
 
 
 def _valid_tensor_parallel(model: ModelSpec, size: int) -> bool:
@@ -128,6 +196,9 @@ class Fit:
     kv_cache_dtype: str
     weights_gb: float
     kv_bytes_per_token: int
+    """on the layers that keep every token (full attention, MLA)"""
+    state_bytes_per_sequence: int
+    """fixed per sequence on state layers (Mamba-2, gated DeltaNet); 0 for pure attention"""
     kv_gb: float
     reserve_gb: float
     total_gb: float
@@ -166,7 +237,9 @@ def evaluate(
     budget = hardware.memory_gib * GIB * utilization * tp
     weights = weights_gb(model, precision) * GB
     reserve = RUNTIME_RESERVE_GIB * GIB * tp
-    per_seq = kv_bytes_per_sequence(model, context, kv_bytes)
+    per_seq = kv_bytes_per_sequence(model, context, kv_bytes, in_flight_tokens(hardware))
+    if tp > 1 and any(group.kind == "mla" for group in model.layer_groups):
+        per_seq *= tp  # MLA's latent is not split over tensor-parallel ranks: each holds it all
     kv_total = per_seq * concurrency
     needed = weights + reserve + kv_total
     free_for_kv = budget - weights - reserve
@@ -174,8 +247,8 @@ def evaluate(
     reasons = []
     if variant is None:
         reasons.append(f"no {precision} variant in the catalog")
-    if context > model.max_context:
-        reasons.append(f"context {context} exceeds the model's maximum {model.max_context}")
+    if context > model.longest_context:
+        reasons.append(f"context {context} exceeds the model's maximum {model.longest_context}")
     if free_for_kv <= 0:
         reasons.append(
             f"weights {weights / GB:.1f} GB + reserve {reserve / GB:.1f} GB exceed the "
@@ -196,12 +269,13 @@ def evaluate(
         kv_cache_dtype=kv_cache_dtype,
         weights_gb=round(weights / GB, 2),
         kv_bytes_per_token=kv_bytes_per_token(model, kv_bytes),
+        state_bytes_per_sequence=state_bytes_per_sequence(model),
         kv_gb=round(kv_total / GB, 2),
         reserve_gb=round(reserve / GB, 2),
         total_gb=round(needed / GB, 2),
         budget_gb=round(budget / GB, 2),
         fits=not reasons,
-        max_concurrency=max_conc if variant and context <= model.max_context else 0,
+        max_concurrency=max_conc if variant and context <= model.longest_context else 0,
         tensor_parallel_size=tp,
         decode_tok_s=decode_roofline(model, precision, hardware),
         decode_tok_s_at_context=decode_roofline(model, precision, hardware, context),

@@ -21,6 +21,62 @@ class Variant(_Strict):
     source: str = Field(min_length=8)
 
 
+LayerKind = Literal["full", "sliding", "chunked", "mla", "mamba2", "gated_deltanet"]
+ATTENTION_KINDS = ("full", "sliding", "chunked")
+STATE_KINDS = ("mamba2", "gated_deltanet")
+
+
+class LayerGroup(_Strict):
+    """Layers that keep the same kind of per-sequence memory, in the words of the model's
+    config.json (and of vLLM's KV-cache specs):
+
+    - ``full``: K and V of every token (``kv_heads`` x ``head_dim`` each);
+    - ``sliding`` / ``chunked``: the same, for the last ``window`` tokens / the current chunk;
+    - ``mla``: one latent of ``kv_lora_rank`` + ``qk_rope_head_dim`` per token, no K/V pair
+      (DeepSeek V2/V3);
+    - ``mamba2``: a fixed state per sequence, conv ``(conv_kernel - 1) x (state_heads x
+      state_head_dim + 2 x state_groups x state_size)`` and SSM ``state_heads x state_head_dim x
+      state_size`` (Nemotron-H);
+    - ``gated_deltanet``: conv ``(conv_kernel - 1) x (2 x state_groups x state_size +
+      state_heads x state_head_dim)`` and recurrent ``state_heads x state_head_dim x state_size``,
+      where ``state_groups`` are the key heads and ``state_size`` the key head size (Qwen3-Next,
+      Qwen3.5/3.6).
+    Layers without attention or state (MLP, MoE blocks) are not listed."""
+
+    kind: LayerKind
+    layers: int = Field(gt=0)
+    kv_heads: int | None = Field(None, gt=0)
+    head_dim: int | None = Field(None, gt=0)
+    window: int | None = Field(None, gt=0)
+    kv_lora_rank: int | None = Field(None, gt=0)
+    qk_rope_head_dim: int | None = Field(None, gt=0)
+    state_heads: int | None = Field(None, gt=0)
+    state_head_dim: int | None = Field(None, gt=0)
+    state_size: int | None = Field(None, gt=0)
+    state_groups: int | None = Field(None, gt=0)
+    conv_kernel: int | None = Field(None, gt=1)
+    ssm_state_bytes: int | None = Field(
+        None, description="bytes per SSM state element when the model sets it (Nemotron-H: 4)"
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> LayerGroup:
+        needed = {
+            "full": (),
+            "sliding": ("window",),
+            "chunked": ("window",),
+            "mla": ("kv_lora_rank", "qk_rope_head_dim"),
+            "mamba2": ("state_heads", "state_head_dim", "state_size", "state_groups", "conv_kernel"),
+            "gated_deltanet": (
+                "state_heads", "state_head_dim", "state_size", "state_groups", "conv_kernel"
+            ),
+        }[self.kind]  # fmt: skip
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} layer group needs {', '.join(missing)}")
+        return self
+
+
 class ModelSpec(_Strict):
     id: str
     family: str
@@ -40,6 +96,20 @@ class ModelSpec(_Strict):
     expert_params_b: float | None = None
     sliding_window: int | None = None
     full_attention_layers: int | None = None
+    attention: list[LayerGroup] | None = Field(
+        None,
+        description="per layer type, for models that are not plain attention on every layer; "
+        "without it every layer is full attention (or sliding, by the two fields above)",
+    )
+    shared_expert_params_b: float | None = Field(
+        None, ge=0, description="shared experts: read for every token, counted as active"
+    )
+    extended_context: int | None = Field(
+        None, gt=0, description="context with rope scaling (YaRN) beyond the native one"
+    )
+    rope_scaling: dict[str, Any] | None = Field(
+        None, description="what vLLM needs (--hf-overrides) to reach extended_context"
+    )
     native_precision: Precision = "bf16"
     reasoning_parser: str | None = Field(
         None, description="vLLM --reasoning-parser for a model that reasons before answering"
@@ -48,6 +118,9 @@ class ModelSpec(_Strict):
         default_factory=dict,
         description="request fields a generation job wants for this model (thinking off); "
         "the user's extra_body wins",
+    )
+    playbook: str | None = Field(
+        None, description="the NVIDIA DGX Spark playbook that serves this model, when one does"
     )
     license: str
     gated: bool
@@ -65,7 +138,53 @@ class ModelSpec(_Strict):
             raise ValueError(f"{self.id}: experts, experts_per_token, expert_params_b go together")
         if (self.sliding_window is None) != (self.full_attention_layers is None):
             raise ValueError(f"{self.id}: sliding_window needs full_attention_layers")
+        if self.attention is not None:
+            if self.sliding_window is not None:
+                raise ValueError(f"{self.id}: give sliding layers in `attention`, not both")
+            listed = sum(group.layers for group in self.attention)
+            if listed > self.layers:
+                raise ValueError(f"{self.id}: `attention` lists {listed} of {self.layers} layers")
+        if (self.extended_context is None) != (self.rope_scaling is None):
+            raise ValueError(f"{self.id}: extended_context goes with rope_scaling")
         return self
+
+    @property
+    def longest_context(self) -> int:
+        """The most context vLLM can be given: with rope scaling when the model has it."""
+        return self.extended_context or self.max_context
+
+    @property
+    def layer_groups(self) -> list[LayerGroup]:
+        """``attention`` when given, else every layer full attention with the model's KV heads
+        and head size, the sliding-window layers apart."""
+        if self.attention is not None:
+            return [
+                group.model_copy(
+                    update={
+                        "kv_heads": group.kv_heads or self.kv_heads,
+                        "head_dim": group.head_dim or self.head_dim,
+                    }
+                )
+                if group.kind in ATTENTION_KINDS
+                else group
+                for group in self.attention
+            ]
+        full = LayerGroup(
+            kind="full",
+            layers=self.full_attention_layers or self.layers,
+            kv_heads=self.kv_heads,
+            head_dim=self.head_dim,
+        )
+        if self.sliding_window is None:
+            return [full]
+        sliding = LayerGroup(
+            kind="sliding",
+            layers=self.sliding_layers,
+            kv_heads=self.kv_heads,
+            head_dim=self.head_dim,
+            window=self.sliding_window,
+        )
+        return [full, sliding]
 
     @property
     def is_moe(self) -> bool:

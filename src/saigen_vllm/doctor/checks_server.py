@@ -77,6 +77,11 @@ async def _each_endpoint(
     return results
 
 
+def _refused(exc: BaseException, endpoint: str) -> bool:
+    """The server refused the request for want of a (valid) key: 401 or 403."""
+    return classify(exc, endpoint=endpoint).kind is FailureKind.UNAUTHORIZED
+
+
 def _secret(target: Target) -> str | None:
     return target.settings.api_key_value() if target.settings is not None else None
 
@@ -161,16 +166,14 @@ async def version(ctx: DoctorContext) -> list[CheckResult]:
 @check("server.auth", "API key", requires=("server.reachable",))
 async def auth(ctx: DoctorContext) -> list[CheckResult]:
     async def body(target: Target, endpoint: str, facts: EndpointFacts) -> CheckResult:
-        import openai
-
         assert target.settings is not None
         shown = redact_url(endpoint)
         try:
             await ctx.transport(target, with_key=False).models(endpoint)
             facts.needs_key = False
-        except openai.AuthenticationError:
-            facts.needs_key = True
-        except openai.PermissionDeniedError:
+        except Exception as exc:
+            if not _refused(exc, endpoint):
+                raise
             facts.needs_key = True
         has_key = target.settings.api_key is not None
         if not facts.needs_key:
@@ -189,7 +192,9 @@ async def auth(ctx: DoctorContext) -> list[CheckResult]:
         try:
             await ctx.transport(target).models(endpoint)
             facts.key_accepted = True
-        except (openai.AuthenticationError, openai.PermissionDeniedError):
+        except Exception as exc:
+            if not _refused(exc, endpoint):
+                raise
             facts.key_accepted = False
             return CheckResult(
                 "server.auth",

@@ -229,10 +229,22 @@ def build_plan(
             notes=notes,
         )
     ctx = context or min(spec.max_context, DEFAULT_CONTEXT)
-    if ctx > spec.max_context:
+    if ctx > spec.longest_context:
         raise ServeRefused(
-            f"{spec.id} supports at most {spec.max_context} tokens of context, not {ctx}"
+            f"{spec.id} supports at most {spec.longest_context} tokens of context, not {ctx}"
         )
+    if ctx > spec.max_context and spec.rope_scaling and not _flag_values(extra, "--hf-overrides"):
+        # beyond the native context: vLLM needs the model's rope scaling (YaRN), as its card says
+        import json
+
+        overrides = json.dumps({"rope_scaling": spec.rope_scaling}, separators=(",", ":"))
+        extra = ["--hf-overrides", overrides, *extra]
+        extended_note = (
+            f"{ctx} tokens is beyond the {spec.max_context} {spec.id} takes unscaled: YaRN rope "
+            "scaling is on (static: it applies to short prompts too)"
+        )
+    else:
+        extended_note = ""
     wanted = concurrency or 1
     util = gpu_memory_utilization or profile.gpu_memory_utilization
 
@@ -282,7 +294,7 @@ def build_plan(
             message += " No variant fits; see `saigen-vllm recommend`."
         raise ServeRefused(message)
     max_seqs = concurrency or max(1, min(chosen.max_concurrency, MAX_NUM_SEQS_CAP))
-    notes = []
+    notes = [extended_note] if extended_note else []
     if profile.bandwidth_gbs is None:
         notes.append(f"planned for {profile.title}: {profile.memory_gib:g} GiB, no catalog profile")
     if chosen.kv_cache_dtype == "fp8":
