@@ -91,25 +91,27 @@ def kv_bytes_per_token(model: ModelSpec, kv_dtype_bytes: int = 2) -> int:
     )
 
 
+def _group_state_bytes(group: LayerGroup, state_dtype_bytes: int) -> int:
+    """One sequence's state on every layer of a Mamba-2 or gated-DeltaNet group."""
+    if group.kind not in STATE_KINDS:
+        return 0
+    assert group.state_heads and group.state_head_dim and group.state_size
+    assert group.state_groups and group.conv_kernel
+    heads = group.state_heads * group.state_head_dim
+    if group.kind == "mamba2":
+        conv = (group.conv_kernel - 1) * (heads + 2 * group.state_groups * group.state_size)
+    else:
+        conv = (group.conv_kernel - 1) * (2 * group.state_groups * group.state_size + heads)
+    ssm = heads * group.state_size
+    ssm_bytes = group.ssm_state_bytes or state_dtype_bytes
+    return group.layers * (conv * state_dtype_bytes + ssm * ssm_bytes)
+
+
 def state_bytes_per_sequence(model: ModelSpec, state_dtype_bytes: int = 2) -> int:
     """The fixed state one sequence holds on Mamba-2 and gated-DeltaNet layers, whatever its
     length (vLLM's MambaStateShapeCalculator shapes; the model's dtype unless the model sets
     the SSM state's own, as Nemotron-H's float32)."""
-    total = 0
-    for group in model.layer_groups:
-        if group.kind not in STATE_KINDS:
-            continue
-        assert group.state_heads and group.state_head_dim and group.state_size
-        assert group.state_groups and group.conv_kernel
-        heads = group.state_heads * group.state_head_dim
-        if group.kind == "mamba2":
-            conv = (group.conv_kernel - 1) * (heads + 2 * group.state_groups * group.state_size)
-        else:
-            conv = (group.conv_kernel - 1) * (2 * group.state_groups * group.state_size + heads)
-        ssm = heads * group.state_size
-        ssm_bytes = group.ssm_state_bytes or state_dtype_bytes
-        total += group.layers * (conv * state_dtype_bytes + ssm * ssm_bytes)
-    return total
+    return sum(_group_state_bytes(group, state_dtype_bytes) for group in model.layer_groups)
 
 
 def windowed_tokens(window: int, context: int, in_flight_tokens: int) -> int:
@@ -137,6 +139,69 @@ def kv_bytes_per_sequence(
             continue
         total += _attention_bytes_per_token(group, kv_dtype_bytes) * tokens
     return total + state_bytes_per_sequence(model)
+
+
+VLLM_BLOCK_SIZE = 16
+"""vLLM's default --block-size on GPUs (tokens per KV-cache block); its CPU backend uses 128."""
+STATE_COPIES = {"mamba2": 3, "gated_deltanet": 2}
+"""States vLLM 0.32 keeps per sequence and state layer with prefix caching on (its default;
+mamba cache mode "align"): two, plus one prefill checkpoint for Mamba-2 mixers."""
+
+
+def _per_layer_token_bytes(group: LayerGroup, kv_dtype_bytes: int) -> int:
+    return _attention_bytes_per_token(group, kv_dtype_bytes) // group.layers
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def sequence_bytes(
+    model: ModelSpec,
+    context: int,
+    kv_dtype_bytes: int = 2,
+    in_flight_tokens: int = 0,
+    *,
+    block_size: int = VLLM_BLOCK_SIZE,
+    state_dtype_bytes: int = 2,
+) -> int:
+    """What vLLM 0.32's KV-cache manager reserves for one sequence of ``context`` tokens, so
+    that its "Maximum concurrency" is ``KV memory / sequence_bytes``: whole blocks per layer
+    (full and MLA layers: the context; sliding: the window and the in-flight tokens, plus one
+    block); for hybrids with state layers, the attention block is enlarged until one block of a
+    layer holds a state, states are padded to that page, layers are grouped by kind into groups
+    of one size (the fewest of a kind, or the most when within 1.5x), and each state group keeps
+    ``STATE_COPIES`` pages. vllm/v1/kv_cache_interface.py, vllm/v1/core/kv_cache_utils.py."""
+    groups = model.layer_groups
+    states = [g for g in groups if g.kind in STATE_KINDS]
+    attention = [g for g in groups if g.kind not in STATE_KINDS]
+
+    def attention_blocks(group: LayerGroup, size: int) -> int:
+        if group.kind == "sliding":
+            assert group.window
+            return _cdiv(windowed_tokens(group.window, context, in_flight_tokens), size) + 1
+        if group.kind == "chunked":
+            assert group.window
+            return _cdiv(min(group.window + in_flight_tokens, context), size)
+        return _cdiv(context, size)
+
+    if not states:
+        return sum(
+            group.layers
+            * attention_blocks(group, block_size)
+            * block_size
+            * _per_layer_token_bytes(group, kv_dtype_bytes)
+            for group in attention
+        )
+    state_page = max(_group_state_bytes(g, state_dtype_bytes) // g.layers for g in states)
+    token_bytes = max((_per_layer_token_bytes(g, kv_dtype_bytes) for g in attention), default=0)
+    size = _cdiv(_cdiv(state_page, token_bytes), block_size) * block_size if token_bytes else 1
+    page = max(size * token_bytes, state_page)
+    counts = [g.layers for g in groups]
+    group_size = max(counts) if max(counts) < min(counts) * 1.5 else min(counts)
+    blocks = sum(_cdiv(g.layers, group_size) * attention_blocks(g, size) for g in attention)
+    blocks += sum(_cdiv(g.layers, group_size) * STATE_COPIES[g.kind] for g in states)
+    return blocks * group_size * page
 
 
 def in_flight_tokens(hardware: Hardware) -> int:
@@ -237,7 +302,7 @@ def evaluate(
     budget = hardware.memory_gib * GIB * utilization * tp
     weights = weights_gb(model, precision) * GB
     reserve = RUNTIME_RESERVE_GIB * GIB * tp
-    per_seq = kv_bytes_per_sequence(model, context, kv_bytes, in_flight_tokens(hardware))
+    per_seq = sequence_bytes(model, context, kv_bytes, in_flight_tokens(hardware))
     if tp > 1 and any(group.kind == "mla" for group in model.layer_groups):
         per_seq *= tp  # MLA's latent is not split over tensor-parallel ranks: each holds it all
     kv_total = per_seq * concurrency

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
-
 from statistics import median
+from typing import Literal
 
 from .estimator import HEADROOM, Fit, decode_roofline, evaluate
 from .schema import Hardware, Measurement, ModelSpec

@@ -61,16 +61,15 @@ class LayerGroup(_Strict):
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> LayerGroup:
+        state = ("state_heads", "state_head_dim", "state_size", "state_groups", "conv_kernel")
         needed = {
             "full": (),
             "sliding": ("window",),
             "chunked": ("window",),
             "mla": ("kv_lora_rank", "qk_rope_head_dim"),
-            "mamba2": ("state_heads", "state_head_dim", "state_size", "state_groups", "conv_kernel"),
-            "gated_deltanet": (
-                "state_heads", "state_head_dim", "state_size", "state_groups", "conv_kernel"
-            ),
-        }[self.kind]  # fmt: skip
+            "mamba2": state,
+            "gated_deltanet": state,
+        }[self.kind]
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.kind} layer group needs {', '.join(missing)}")
