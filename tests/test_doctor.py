@@ -9,6 +9,7 @@ import sys
 import time
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -234,24 +235,28 @@ def test_api_key_flag_never_printed() -> None:
     assert "Doctor found issues" in out.stdout
 
 
-def test_a_crashing_check_is_reported_and_others_run() -> None:
+def run_with_check_replaced(body: Any, ids: list[str]) -> Any:
+    """Run the doctor with the check ``env.packages`` replaced by ``body``."""
     import asyncio
 
     from saigen_vllm.doctor import DoctorOptions, run_doctor
-
-    async def boom(ctx: object) -> None:
-        raise RuntimeError("kaboom")
-
     from saigen_vllm.doctor.registry import CHECKS, Check, all_checks
 
     all_checks()  # registers every check
     index = next(i for i, c in enumerate(CHECKS) if c.id == "env.packages")
     original = CHECKS[index]
-    CHECKS[index] = Check("env.packages", "broken", boom)
+    CHECKS[index] = Check("env.packages", "replaced", body)
     try:
-        report = asyncio.run(run_doctor(DoctorOptions(), ["env"]))
+        return asyncio.run(run_doctor(DoctorOptions(), ids))
     finally:
         CHECKS[index] = original
+
+
+def test_a_crashing_check_is_reported_and_others_run() -> None:
+    async def boom(ctx: object) -> None:
+        raise RuntimeError("kaboom")
+
+    report = run_with_check_replaced(boom, ["env"])
     statuses = {r.id: r.status.value for r in report.results}
     assert statuses == {"env.python": "ok", "env.packages": "crashed"}
     assert report.exit_code == 1
@@ -262,23 +267,12 @@ def test_a_check_that_times_out_says_so(monkeypatch: pytest.MonkeyPatch) -> None
     import asyncio
 
     import saigen_vllm.doctor as doctor_module
-    from saigen_vllm.doctor import DoctorOptions, run_doctor
-    from saigen_vllm.doctor.registry import CHECKS, Check, all_checks
-
-    all_checks()  # registers every check
 
     async def never(ctx: object) -> None:
         await asyncio.Event().wait()
 
     monkeypatch.setattr(doctor_module, "CHECK_TIMEOUT", 0.05)
-    index = next(i for i, c in enumerate(CHECKS) if c.id == "env.packages")
-    original = CHECKS[index]
-    CHECKS[index] = Check("env.packages", "hangs", never)
-    try:
-        report = asyncio.run(run_doctor(DoctorOptions(), ["env.packages"]))
-    finally:
-        CHECKS[index] = original
-    (result,) = report.results
+    (result,) = run_with_check_replaced(never, ["env.packages"]).results
     assert result.status.value == "fail" and "timed out after 0.05s" in result.summary
     assert "bug" not in (result.hint or "")
 
