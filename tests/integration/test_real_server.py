@@ -258,34 +258,6 @@ def test_one_provider_across_event_loops(vllm: RunningServer) -> None:
     assert first.content == second.content
 
 
-def test_concurrent_requests_are_batched(vllm: RunningServer) -> None:
-    """8 packages at once from one provider are decoded in vLLM's batch: its engine-step
-    histogram counts fewer steps than tokens generated (one request at a time takes a step per
-    token, plus its prefill). Prompts differ per package, as saigen's do: vLLM 0.32 on CPU runs
-    requests with an identical, fully cached prompt one after another, and batches requests with
-    a long shared cached prefix only in part."""
-    provider = VLLMProvider(vllm.config(max_tokens=64, extra_body={"min_tokens": 48}))
-    transport = Transport(provider.settings)
-    prompts = [[{"role": "user", "content": f"Write saidata for package {i}."}] for i in range(8)]
-
-    async def go() -> tuple[list[Any], Any, Any]:
-        before = await transport.metrics(vllm.base_url)
-        results = await asyncio.gather(*(provider.complete(p) for p in prompts))
-        after = await transport.metrics(vllm.base_url)
-        await provider.aclose()
-        await transport.aclose()
-        return results, before, after
-
-    results, before, after = run(go)
-    assert len({r.metadata["request_id"] for r in results}) == 8
-    assert all(r.metadata["completion_tokens"] == 49 for r in results)  # 48, then EOS
-    steps_name = "vllm:iteration_tokens_total_count"
-    steps = after.samples[steps_name] - before.samples[steps_name]
-    generated = after.generation_tokens_total - before.generation_tokens_total
-    assert generated == 8 * 49
-    assert steps < generated, (steps, generated)
-
-
 def test_documented_example_generates_against_the_server(vllm: RunningServer) -> None:
     import os
     import subprocess
