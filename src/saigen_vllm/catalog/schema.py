@@ -93,15 +93,14 @@ class ModelSpec(_Strict):
     experts: int | None = None
     experts_per_token: int | None = None
     expert_params_b: float | None = None
+    """routed experts only: shared experts are read for every token, so they count as active
+    with the rest of the weights"""
     sliding_window: int | None = None
     full_attention_layers: int | None = None
     attention: list[LayerGroup] | None = Field(
         None,
         description="per layer type, for models that are not plain attention on every layer; "
         "without it every layer is full attention (or sliding, by the two fields above)",
-    )
-    shared_expert_params_b: float | None = Field(
-        None, ge=0, description="shared experts: read for every token, counted as active"
     )
     extended_context: int | None = Field(
         None, gt=0, description="context with rope scaling (YaRN) beyond the native one"
