@@ -18,8 +18,8 @@ import shutil
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from .serve.plan import is_loopback
 from .serve.run import CannotStart
+from .settings import is_loopback
 
 POLICIES = ("cache_aware", "power_of_two", "round_robin")
 HEALTH_ARGS = [

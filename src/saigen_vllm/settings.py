@@ -322,7 +322,7 @@ class VLLMSettings(BaseSettings):
         if self.api_key is not None:
             for url in self.endpoint_urls:
                 parts = urlsplit(url)
-                if parts.scheme == "http" and not _is_loopback_host(parts.hostname or ""):
+                if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
                     found.append(
                         f"the API key goes in clear (plain http) to {redact_url(url)}: anyone on "
                         "that network can read it; use https (a TLS proxy in front of vLLM) or "
@@ -382,10 +382,14 @@ def _format_errors(exc: ValidationError, config: Mapping[str, Any]) -> InvalidCo
     return combined
 
 
-def _is_loopback_host(host: str) -> bool:
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """A name or address of this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
     import ipaddress
 
-    if host.lower() in ("localhost", "ip6-localhost"):
+    if host.lower() in LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

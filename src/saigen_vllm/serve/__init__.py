@@ -1,6 +1,7 @@
 """``saigen-vllm serve``: catalog + hardware -> a vLLM command, unit file, container line."""
 
-from .plan import ServePlan, ServeRefused, build_plan, is_loopback
+from ..settings import is_loopback
+from .plan import ServePlan, ServeRefused, build_plan
 from .render import cluster_commands, docker_command, print_form, shell_command, systemd_unit
 from .run import CannotStart, find_launcher, run_process, run_server, wait_ready
 

@@ -5,19 +5,18 @@ size. Catalog arithmetic only; no I/O."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 from ..catalog import Catalog
 from ..catalog.estimator import Fit, evaluate
 from ..catalog.recommend import PLAYBOOK_PREFERENCE
 from ..catalog.schema import Hardware, ModelSpec
+from ..settings import is_loopback
 
 DEFAULT_CONTEXT = 16384
 """saigen's prompt (~5 k tokens) + a 4 k reply, with room for repository data."""
 MAX_NUM_SEQS_CAP = 256
 """vLLM's own default --max-num-seqs."""
-LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 KEY_FLAGS = ("--api-key",)
 """vLLM flags that would put a key on the command line (visible in ``ps``, printed)."""
 
@@ -127,15 +126,6 @@ def _named_variant(spec: ModelSpec, model: str) -> str | None:
         if variant.repo.lower() == model.strip().lower():
             return variant.format
     return None
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _describe(fit: Fit) -> str:

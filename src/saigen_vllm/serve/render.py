@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import shlex
 
-from .plan import ServePlan, is_loopback
+from ..settings import is_loopback
+from .plan import ServePlan
 
 NGC_IMAGE = "nvcr.io/nvidia/vllm:26.05.post1-py3"
 """NVIDIA's vLLM container for DGX Spark (aarch64, CUDA 13); PyPI vllm on the Spark has pulled a
