@@ -14,8 +14,8 @@ from saigen_vllm.catalog.estimator import (
     bytes_read_per_token,
     decode_roofline,
     evaluate,
-    kv_bytes_per_sequence,
     kv_bytes_per_token,
+    sequence_bytes,
     tensor_parallel_size,
 )
 from saigen_vllm.catalog.markdown import render_models_markdown
@@ -95,7 +95,7 @@ def test_sliding_window_models_count_only_full_layers() -> None:
     assert kv_bytes_per_token(oss) == 36 * 1024
     assert kv_bytes_per_token(CATALOG.model("openai/gpt-oss-20b")) == 24 * 1024
     # the window layers add a fixed amount per sequence, not one per context token
-    long = kv_bytes_per_sequence(gemma, 8192) - kv_bytes_per_sequence(gemma, 4096)
+    long = sequence_bytes(gemma, 8192) - sequence_bytes(gemma, 4096)
     assert long == 4096 * 168 * 1024
 
 

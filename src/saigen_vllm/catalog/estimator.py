@@ -122,25 +122,6 @@ def windowed_tokens(window: int, context: int, in_flight_tokens: int) -> int:
     return min(window - 1 + in_flight_tokens, context)
 
 
-def kv_bytes_per_sequence(
-    model: ModelSpec, context: int, kv_dtype_bytes: int = 2, in_flight_tokens: int = 0
-) -> int:
-    """Everything one sequence of ``context`` tokens holds: full and MLA layers for every token,
-    sliding and chunked layers for what vLLM keeps of them, and the state of state layers."""
-    total = kv_bytes_per_token(model, kv_dtype_bytes) * context
-    for group in model.layer_groups:
-        if group.kind == "sliding":
-            assert group.window
-            tokens = windowed_tokens(group.window, context, in_flight_tokens)
-        elif group.kind == "chunked":
-            assert group.window
-            tokens = min(group.window + in_flight_tokens, context)
-        else:
-            continue
-        total += _attention_bytes_per_token(group, kv_dtype_bytes) * tokens
-    return total + state_bytes_per_sequence(model)
-
-
 VLLM_BLOCK_SIZE = 16
 """vLLM's default --block-size on GPUs (tokens per KV-cache block); its CPU backend uses 128."""
 STATE_COPIES = {"mamba2": 3, "gated_deltanet": 2}
