@@ -24,7 +24,7 @@ LINE_CAP = 1024 * 1024
 
 
 class BoundedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, url: str, *, streaming: bool) -> None:
+    def __init__(self, inner: httpx.AsyncByteStream, url: httpx.URL, *, streaming: bool) -> None:
         self._inner = inner
         self._url = url
         self._cap = STREAM_CAP if streaming else BODY_CAP
@@ -37,16 +37,21 @@ class BoundedStream(httpx.AsyncByteStream):
             total += len(chunk)
             if total > self._cap:
                 raise ResponseTooLarge(
-                    f"a body over {self._cap // (1024 * 1024)} MiB from {self._url}"
+                    f"a body over {self._cap // (1024 * 1024)} MiB from {self._shown}"
                 )
             if self._line_cap is not None:
                 last = chunk.rfind(b"\n")
                 since_newline = since_newline + len(chunk) if last < 0 else len(chunk) - last - 1
                 if since_newline > self._line_cap:
                     raise ResponseTooLarge(
-                        f"a stream line over {self._line_cap // 1024} KiB from {self._url}"
+                        f"a stream line over {self._line_cap // 1024} KiB from {self._shown}"
                     )
             yield chunk
+
+    @property
+    def _shown(self) -> str:
+        """Only when it is refused: redacting every response's URL would tax each request."""
+        return redact_url(str(self._url))
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -57,5 +62,4 @@ async def bound_response(response: httpx.Response) -> None:
     streaming = response.headers.get("content-type", "").startswith("text/event-stream")
     inner = response.stream
     assert isinstance(inner, httpx.AsyncByteStream)
-    shown = redact_url(str(response.request.url))
-    response.stream = BoundedStream(inner, shown, streaming=streaming)
+    response.stream = BoundedStream(inner, response.request.url, streaming=streaming)
