@@ -59,32 +59,28 @@ async def wait_ready(
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     try:
-        ready = ""
 
-        async def poll() -> str | None:
-            """``None`` when ready, else what is still missing."""
+        async def poll() -> tuple[bool, str]:
+            """(ready, what is served or what is still missing)."""
             status = await transport.health(endpoint)
             if status != 200:  # a router's /health is 503 while any one worker is down
                 workers = await transport.workers(endpoint) or []
                 if any(worker.healthy for worker in workers):
                     status = 200
             if status != 200:
-                return f"/health answered {status}"
+                return False, f"/health answered {status}"
             served = await transport.models(endpoint)
             if not served:
-                return "/v1/models lists no model yet"
-            nonlocal ready
-            ready = f"serving {', '.join(m.id for m in served)}"
-            return None
+                return False, "/v1/models lists no model yet"
+            return True, f"serving {', '.join(m.id for m in served)}"
 
         while (left := deadline - time.monotonic()) > 0:
             if not is_alive():
                 return False, "the server process exited"
             try:  # every poll within what is left: a server dripping bytes cannot hold us
-                missing = await asyncio.wait_for(poll(), timeout=left)
-                if missing is None:
-                    return True, ready
-                last = missing
+                ready, last = await asyncio.wait_for(poll(), timeout=left)
+                if ready:
+                    return True, last
             except asyncio.TimeoutError:
                 last = "the server did not answer within the time left"
             except Exception as exc:
