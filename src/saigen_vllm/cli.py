@@ -478,7 +478,7 @@ def serve(
             "--api-key on the command line is visible to every user in `ps`: "
             "export SAIGEN_VLLM_API_KEY=... or give --api-key-file PATH"
         )
-    if sum(bool(x) for x in (api_key_file, generate_api_key)) > 1:
+    if api_key_file and generate_api_key:
         raise click.UsageError("give either --api-key-file or --generate-api-key, not both")
     if cluster and systemd:
         raise click.UsageError(

@@ -84,8 +84,7 @@ def recommend(
 ) -> Recommendation:
     floor = MIN_DECODE_TOK_S[purpose] if min_decode_tok_s is None else min_decode_tok_s
     on_gb10 = hardware.name.startswith("gb10")
-    specs = {model.id: model for model in models}
-    good: list[tuple[tuple[int, float, int, str], Fit]] = []
+    good: list[tuple[tuple[int, float, int, str], Fit, ModelSpec]] = []
     rejected: list[tuple[Fit, str]] = []
     for model in models:
         for variant in model.all_variants():
@@ -121,12 +120,13 @@ def recommend(
                     PLAYBOOK_PREFERENCE[variant.format],
                     _invert(model.released),
                 )
-                good.append((key, fit))
+                good.append((key, fit, model))
+    if not good:
+        return Recommendation(None, [], rejected, "", efficiency)
     good.sort(key=lambda item: item[0])
-    fits = [fit for _, fit in good]
-    choice = fits[0] if fits else None
-    reason = _reason(specs[choice.model], choice, on_gb10, efficiency) if choice else ""
-    return Recommendation(choice, fits[1:6], rejected, reason, efficiency)
+    _, choice, spec = good[0]
+    reason = _reason(spec, choice, on_gb10, efficiency)
+    return Recommendation(choice, [fit for _, fit, _ in good[1:6]], rejected, reason, efficiency)
 
 
 def _expected(fit: Fit, efficiency: float) -> float | None:
